@@ -1,0 +1,42 @@
+"""metaplastic: neuromimetic metaplasticity for continual learning.
+
+The public API is what this module re-exports.
+"""
+
+from metaplastic.optim import MetaplasticSGD, metaplastic_sgd
+from metaplastic.plasticity import (
+    NAMED_PROFILES,
+    Beta,
+    Biased,
+    Constant,
+    Explicit,
+    FlexibilityProfile,
+    Uniform,
+    beta,
+    biased,
+    constant,
+    plasticity_scale,
+    resolve_profile,
+    uniform,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MetaplasticSGD",
+    "metaplastic_sgd",
+    "plasticity_scale",
+    "FlexibilityProfile",
+    "Constant",
+    "Uniform",
+    "Biased",
+    "Beta",
+    "Explicit",
+    "constant",
+    "uniform",
+    "biased",
+    "beta",
+    "resolve_profile",
+    "NAMED_PROFILES",
+    "__version__",
+]

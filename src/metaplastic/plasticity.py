@@ -1,0 +1,225 @@
+"""The metaplasticity rule as pure tensor functions.
+
+Two pieces live here (paper, Methods 2.2; ``protocol.md`` sections 1-2):
+
+* :func:`plasticity_scale`, Eq. 2 of the paper: the factor ``S`` in [0, 1]
+  that scales a synapse's learning rate given its flexibility ``f`` and its
+  drift ``dw`` from its initial value;
+* flexibility profiles: the distributions from which every synapse draws its
+  fixed flexibility once, when the network is initialised.
+
+Nothing here knows about optimizers, data or experiments.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from metaplastic._checks import check_flexibility_tensor, check_number
+
+
+def plasticity_scale(flexibility: torch.Tensor | float, dw: torch.Tensor | float,
+                     alpha: float) -> torch.Tensor:
+    r"""Learning-rate scale of Eq. 2: :math:`S = 1 - \tanh^2(\alpha \frac{1-f}{f} \Delta w)`.
+
+    Elementwise and broadcasting over ``flexibility`` and ``dw``; the result
+    has their promoted floating dtype.
+
+    * ``f = 1`` gives exactly 1 (a conventional synapse);
+    * ``f = 0`` gives exactly 0 for every ``dw``, including ``dw = 0`` where
+      the formula reads ``inf * 0`` (the reference implementation's choice:
+      a fully stable synapse never learns);
+    * ``dw = 0`` gives 1 for every ``f > 0`` (paper: S = 1 during item 1);
+    * the sign of ``dw`` does not matter.
+
+    ``1 - tanh^2(x)`` is evaluated as ``sech^2(x) = 4 t / (1 + t)^2`` with
+    ``t = exp(-2|x|)``: the same function without the cancellation of
+    ``1 - tanh^2`` near ``|x| ~ 10`` and without overflow for huge ``|x|``
+    (``t`` underflows to 0, so ``S`` goes to 0, never to NaN).
+    """
+    f = torch.as_tensor(flexibility)
+    delta = torch.as_tensor(dw)
+    if not torch.is_floating_point(f):
+        f = f.to(torch.get_default_dtype())
+    if not torch.is_floating_point(delta):
+        delta = delta.to(torch.get_default_dtype())
+    # Divide last: for f > 0 a zero numerator gives exactly 0, never inf * 0.
+    x = (alpha * delta.abs() * (1 - f)) / f             # inf or NaN only where f == 0
+    t = torch.exp(-2 * x)
+    s = (4 * t / (1 + t) ** 2).clamp(max=1)              # rounding may reach 1 + 1 ulp
+    return torch.where(f == 0, torch.zeros_like(s), s)  # f = 0: S = 0, never NaN
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@runtime_checkable
+class FlexibilityProfile(Protocol):
+    """Anything that draws one flexibility in [0, 1] per synapse."""
+
+    def sample(self, shape: torch.Size | tuple[int, ...],
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        ...
+
+
+def _uniform01(shape, generator: torch.Generator | None) -> torch.Tensor:
+    device = generator.device if generator is not None else None
+    return torch.rand(tuple(shape), generator=generator, device=device)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """Every synapse has the same flexibility ``value`` (a "single-value" network)."""
+
+    value: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", check_number("flexibility", self.value, low=0, high=1))
+
+    def sample(self, shape, generator=None):
+        device = generator.device if generator is not None else None
+        return torch.full(tuple(shape), self.value, device=device)
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """Flexibility drawn independently per synapse from Uniform(low, high)."""
+
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        low = check_number("uniform low", self.low, low=0, high=1)
+        high = check_number("uniform high", self.high, low=low, high=1)
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    def sample(self, shape, generator=None):
+        return self.low + (self.high - self.low) * _uniform01(shape, generator)
+
+
+@dataclass(frozen=True)
+class Biased:
+    """A linear density biased toward one end (protocol.md section 2, Supp. Fig. 3).
+
+    ``toward="flexible"``: CDF ``F(x) = (1-a) x^2 + a x`` on [0, 1], a density
+    that rises linearly toward f = 1. ``toward="stable"``: its mirror ``1 - X``.
+    ``a = 1`` is the uniform profile; a smaller ``a`` is a stronger bias.
+    """
+
+    a: float
+    toward: str = "flexible"
+
+    def __post_init__(self):
+        object.__setattr__(self, "a", check_number("biased a", self.a, low=0, high=1))
+        if self.toward not in ("flexible", "stable"):
+            raise ValueError(f"biased toward must be 'flexible' or 'stable', got {self.toward!r}")
+
+    def sample(self, shape, generator=None):
+        u = _uniform01(shape, generator)
+        # Inverse CDF, written as 2u / (a + sqrt(a^2 + 4(1-a)u)): the root of
+        # (1-a)x^2 + a x = u without the 0/0 of the textbook form at a = 1.
+        root = torch.sqrt(self.a**2 + 4 * (1 - self.a) * u)
+        denominator = self.a + root
+        x = torch.where(denominator > 0, 2 * u / denominator.clamp_min(1e-30), torch.zeros_like(u))
+        x = x.clamp(0, 1)
+        return x if self.toward == "flexible" else 1 - x
+
+
+@dataclass(frozen=True)
+class Beta:
+    """Flexibility drawn from a Beta(a, b) distribution.
+
+    Sampled by inverting the CDF of uniform draws from ``generator``
+    (``scipy.special.betaincinv``), so a seeded generator gives the same
+    flexibilities everywhere; ``torch.distributions.Beta`` takes no generator.
+    """
+
+    a: float
+    b: float
+
+    def __post_init__(self):
+        object.__setattr__(self, "a", check_number("beta a", self.a, low=0, low_open=True))
+        object.__setattr__(self, "b", check_number("beta b", self.b, low=0, low_open=True))
+
+    def sample(self, shape, generator=None):
+        from scipy.special import betaincinv
+
+        u = _uniform01(shape, generator)
+        x = betaincinv(self.a, self.b, u.cpu().double().numpy())
+        return torch.from_numpy(x).to(device=u.device, dtype=u.dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class Explicit:
+    """A flexibility given tensor-for-tensor: it must match its parameter's shape."""
+
+    tensor: torch.Tensor
+
+    def __post_init__(self):
+        check_flexibility_tensor("flexibility tensor", self.tensor)
+
+    def sample(self, shape, generator=None):
+        if tuple(self.tensor.shape) != tuple(shape):
+            raise ValueError(f"flexibility tensor has shape {tuple(self.tensor.shape)} but its "
+                             f"parameter has shape {tuple(shape)}; they must match")
+        return self.tensor.detach().clone()
+
+    def __repr__(self):
+        return f"Explicit(shape={tuple(self.tensor.shape)}, dtype={self.tensor.dtype})"
+
+
+def constant(value: float) -> Constant:
+    """Profile: one flexibility ``value`` for every synapse."""
+    return Constant(value)
+
+
+def uniform(low: float = 0.0, high: float = 1.0) -> Uniform:
+    """Profile: flexibility ~ Uniform(low, high), independent per synapse."""
+    return Uniform(low, high)
+
+
+def biased(a: float, toward: str = "flexible") -> Biased:
+    """Profile: linear density biased toward ``"flexible"`` or ``"stable"`` (see :class:`Biased`)."""
+    return Biased(a, toward)
+
+
+def beta(a: float, b: float) -> Beta:
+    """Profile: flexibility ~ Beta(a, b)."""
+    return Beta(a, b)
+
+
+#: The paper's three networks (Fig. 2c): their flexibility profiles by name.
+NAMED_PROFILES: dict[str, FlexibilityProfile] = {
+    "conventional": Constant(1.0),
+    "stable": Constant(0.3),
+    "hybrid": Uniform(0.0, 1.0),
+}
+
+ProfileSpec = FlexibilityProfile | str | float | int | torch.Tensor
+
+
+def resolve_profile(spec: ProfileSpec) -> FlexibilityProfile:
+    """Turn a profile object, a profile name, a number or a tensor into a profile."""
+    if isinstance(spec, torch.Tensor):
+        return Explicit(spec)
+    if isinstance(spec, str):
+        try:
+            return NAMED_PROFILES[spec]
+        except KeyError:
+            raise ValueError(f"unknown flexibility profile {spec!r}; known names: "
+                             f"{', '.join(sorted(NAMED_PROFILES))}") from None
+    if isinstance(spec, bool):
+        raise ValueError(f"flexibility must be a profile, a name, a number or a tensor, got {spec!r}")
+    if isinstance(spec, (int, float)):
+        if math.isnan(float(spec)):
+            raise ValueError(f"flexibility must be in [0, 1], got {spec!r}")
+        return Constant(float(spec))
+    if isinstance(spec, FlexibilityProfile):
+        return spec
+    raise ValueError(f"flexibility must be a profile, a name ({', '.join(sorted(NAMED_PROFILES))}), "
+                     f"a number in [0, 1] or a tensor, got {spec!r}")
