@@ -1,0 +1,305 @@
+"""The frozen AlexNet feature extractor and the on-disk feature cache.
+
+The backbone (conv1..pool5, 9216 features per image) never learns, so the
+features of every image are computed once and stored (protocol.md section 3;
+design: "features are computed once"). The reference re-ran the backbone at
+every step of every epoch.
+
+Preprocessing (protocol.md section 3): the 56x56 grey image is scaled to
+[0, 1], resized to 227x227 with bilinear interpolation (``align_corners=False``,
+no antialiasing: it is an upsampling), copied to three channels, and
+normalised with the ImageNet mean and std.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: Bump whenever a change alters what extraction computes: old cache entries then miss.
+EXTRACTION_VERSION = 1
+FEATURE_DIM = 9216
+INPUT_SIZE = 227
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PREPROCESSING = (f"uint8/255 -> bilinear {INPUT_SIZE}x{INPUT_SIZE} (align_corners=False) -> "
+                 f"3 channels -> normalise mean {IMAGENET_MEAN} std {IMAGENET_STD}")
+WEIGHT_CHOICES = ("auto", "imagenet", "untrained")
+
+
+class BackboneError(RuntimeError):
+    """The requested backbone weights cannot be had; the message says why."""
+
+
+class CacheError(RuntimeError):
+    """The feature cache folder cannot be used; the message says why."""
+
+
+@dataclass
+class Backbone:
+    """AlexNet conv1..pool5, frozen and in eval mode, with a record of its weights."""
+
+    module: torch.nn.Module
+    weights: str          # what was actually loaded: "imagenet", "untrained", or a file path
+    fingerprint: str      # a hash of the parameters, part of every cache key
+
+    def describe(self) -> dict:
+        return {"architecture": "torchvision alexnet.features (conv1..pool5)",
+                "weights": self.weights, "fingerprint": self.fingerprint,
+                "preprocessing": PREPROCESSING, "extraction_version": EXTRACTION_VERSION}
+
+
+def load_backbone(weights: str = "auto", *, seed: int = 0) -> Backbone:
+    """Build the frozen backbone.
+
+    ``weights``: ``"imagenet"`` (torchvision's ``IMAGENET1K_V1``, downloaded
+    when online or read from torchvision's cache), a path to a local ``.pth``
+    state dict (of a whole torchvision AlexNet or of its ``features``),
+    ``"untrained"`` (torchvision's default init from ``seed``) or ``"auto"``
+    (imagenet when obtainable, else untrained with a loud warning).
+    """
+    if weights == "untrained":
+        return _freeze(_untrained_features(seed), "untrained")
+    if weights == "imagenet":
+        return _freeze(_imagenet_features(), "imagenet")
+    if weights == "auto":
+        try:
+            return _freeze(_imagenet_features(), "imagenet")
+        except BackboneError as error:
+            warnings.warn(f"USING AN UNTRAINED BACKBONE: {error}. Features come from AlexNet with "
+                          f"torchvision's default random init (seed {seed}); this is recorded with "
+                          "every result. Give --backbone PATH.pth for the paper's ImageNet weights.",
+                          RuntimeWarning, stacklevel=2)
+            return _freeze(_untrained_features(seed), "untrained")
+    path = Path(weights).expanduser()
+    if path.suffix in (".pth", ".pt") or path.exists():
+        return _freeze(_features_from_file(path), str(path))
+    raise BackboneError(f"unknown backbone weights {weights!r}: use one of "
+                        f"{', '.join(WEIGHT_CHOICES)} or a path to a .pth state dict")
+
+
+def _untrained_features(seed: int) -> torch.nn.Module:
+    from torchvision.models import alexnet
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return alexnet(weights=None).features
+
+
+def _imagenet_features() -> torch.nn.Module:
+    from torchvision.models import AlexNet_Weights, alexnet
+
+    try:
+        return alexnet(weights=AlexNet_Weights.IMAGENET1K_V1).features
+    except Exception as error:  # offline and not cached, or a damaged cache file
+        first_line = str(error).splitlines()[0][:160] if str(error) else type(error).__name__
+        raise BackboneError(f"ImageNet AlexNet weights are not obtainable ({first_line})") from None
+
+
+def _features_from_file(path: Path) -> torch.nn.Module:
+    from torchvision.models import alexnet
+
+    if not path.is_file():
+        raise BackboneError(f"backbone weights file {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise BackboneError(f"cannot read backbone weights {path}: {error}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    features = alexnet(weights=None).features
+    # Accept a whole AlexNet ("features.0.weight", "classifier...") or its features only ("0.weight").
+    own = {key.removeprefix("features."): value for key, value in state.items()
+           if key.startswith("features.") or key.split(".")[0].isdigit()}
+    try:
+        features.load_state_dict(own, strict=True)
+    except RuntimeError as error:
+        raise BackboneError(f"{path} is not an AlexNet state dict: {str(error).splitlines()[0]}") from None
+    return features
+
+
+def _freeze(module: torch.nn.Module, weights: str) -> Backbone:
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return Backbone(module, weights, digest.hexdigest()[:16])
+
+
+# ------------------------------------------------------------------ extraction
+
+
+def preprocess(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``[n, 56, 56]`` uint8 -> ``[n, 3, 227, 227]`` float32, ready for AlexNet."""
+    x = torch.as_tensor(np.asarray(images)).float().div_(255).unsqueeze(1)
+    x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+    x = x.expand(-1, 3, -1, -1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+def extract(backbone: Backbone, images: np.ndarray, *, batch_size: int = 64,
+            device: str | torch.device = "cpu", on_batch=None) -> np.ndarray:
+    """pool5 features ``[n, 9216]`` float32 of uint8 images ``[n, 56, 56]``."""
+    module = backbone.module.to(device)
+    out = np.empty((len(images), FEATURE_DIM), dtype=np.float32)
+    with torch.inference_mode():
+        for start in range(0, len(images), batch_size):
+            batch = preprocess(images[start:start + batch_size]).to(device)
+            out[start:start + len(batch)] = module(batch).flatten(1).float().cpu().numpy()
+            if on_batch is not None:
+                on_batch(len(batch))
+    return out
+
+
+# ------------------------------------------------------------------ the cache
+
+
+class FeatureCache:
+    """Features of each (class, split) on disk, keyed by everything they depend on.
+
+    Each entry is ``<key>.npy`` (float16 ``[n, 9216]``, read by memory map)
+    plus ``<key>.json`` (its settings and a SHA-256 of the array file). Both
+    are written to a temporary file and renamed, the ``.json`` last, so an
+    entry exists only once complete; an entry whose checksum, shape or
+    header does not match is rebuilt.
+    """
+
+    def __init__(self, root: str | os.PathLike, backbone: Backbone, *, digits_fingerprint: str,
+                 batch_size: int = 64, device: str | torch.device = "cpu"):
+        self.root = Path(root).expanduser()
+        self.backbone = backbone
+        self.digits_fingerprint = digits_fingerprint
+        self.batch_size = batch_size
+        self.device = device
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-", delete=True)
+            probe.close()
+        except OSError as error:
+            raise CacheError(f"feature cache folder {self.root} is not writable ({error.strerror}); "
+                             "choose another with --cache-dir or METAPLASTIC_CACHE") from None
+
+    def settings(self, name: str, split: str, n: int, seed: int) -> dict:
+        return {"class": name, "split": split, "images": n, "dataset_seed": seed,
+                "digits": self.digits_fingerprint, "backbone": self.backbone.weights,
+                "backbone_fingerprint": self.backbone.fingerprint, "preprocessing": PREPROCESSING,
+                "extraction_version": EXTRACTION_VERSION, "dtype": "float16"}
+
+    def key(self, name: str, split: str, n: int, seed: int) -> str:
+        text = json.dumps(self.settings(name, split, n, seed), sort_keys=True)
+        return f"{name}-{split}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+    def load(self, name: str, split: str, n: int, seed: int) -> np.ndarray | None:
+        """The cached features (a read-only memory map), or ``None`` if absent or damaged."""
+        key = self.key(name, split, n, seed)
+        array_path, meta_path = self.root / f"{key}.npy", self.root / f"{key}.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("sha256") != _sha256(array_path):
+                return None
+            features = np.load(array_path, mmap_mode="r")
+        except (OSError, ValueError):
+            return None
+        if features.shape != (n, FEATURE_DIM) or features.dtype != np.float16:
+            return None
+        return features
+
+    def store(self, name: str, split: str, n: int, seed: int, features: np.ndarray) -> np.ndarray:
+        key = self.key(name, split, n, seed)
+        array_path, meta_path = self.root / f"{key}.npy", self.root / f"{key}.json"
+        meta_path.unlink(missing_ok=True)  # the old entry stops counting before it is replaced
+        _atomic_write(array_path, lambda handle: np.save(handle, features.astype(np.float16)))
+        meta = self.settings(name, split, n, seed) | {"sha256": _sha256(array_path)}
+        _atomic_write(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode()))
+        return np.load(array_path, mmap_mode="r")
+
+    def get(self, digits, name: str, split: str, n: int, seed: int, on_batch=None) -> np.ndarray:
+        """Features of (class, split): from disk, or built, stored and returned."""
+        cached = self.load(name, split, n, seed)
+        return cached if cached is not None else self._build(digits, name, split, n, seed, on_batch)
+
+    def _build(self, digits, name, split, n, seed, on_batch=None) -> np.ndarray:
+        from metaplastic.data.two_digit import build_class
+
+        images = build_class(digits, name, split, n, seed)
+        features = extract(self.backbone, images, batch_size=self.batch_size, device=self.device,
+                           on_batch=on_batch)
+        return self.store(name, split, n, seed, features)
+
+    def ensure(self, digits, wanted: Iterable[tuple[str, str, int]], seed: int,
+               progress: bool = True) -> dict[tuple[str, str], np.ndarray]:
+        """Features of every (class, split, n) in ``wanted``, extracting what is not on disk.
+
+        Entries already on disk are reused, so an interrupted run resumes with
+        the classes not yet done. A progress bar shows images per second.
+        """
+        found, missing = {}, []
+        for name, split, n in wanted:
+            cached = self.load(name, split, n, seed)
+            if cached is None:
+                missing.append((name, split, n))
+            else:
+                found[(name, split)] = cached
+        total = sum(n for _, _, n in missing)
+        with _progress(progress and total > 0) as bar:
+            task = bar.add_task("extracting features", total=total)
+            for name, split, n in missing:
+                bar.update(task, description=f"features {name} {split}")
+                found[(name, split)] = self._build(digits, name, split, n, seed,
+                                                   on_batch=lambda k: bar.advance(task, k))
+        return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename over ``path``."""
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+
+
+def _progress(enabled: bool):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    class ImagesPerSecond(ProgressColumn):
+        def render(self, task):
+            return f"{task.speed:6.0f} img/s" if task.speed else "   -- img/s"
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    ImagesPerSecond(), TimeRemainingColumn(), disable=not enabled)
