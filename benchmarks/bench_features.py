@@ -37,6 +37,8 @@ def main() -> None:
     backbone = load_backbone("untrained")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backbone "
           f"{backbone.weights}, digits {digits.source}, batch {args.batch}")
+    with torch.inference_mode():  # warm-up: the first forward pays for kernel selection
+        backbone.module(preprocess(build_class(digits, "01", "train", args.batch, seed=0)))
     with tempfile.TemporaryDirectory() as folder:
         cache = FeatureCache(folder, backbone, digits_fingerprint=source_fingerprint(digits),
                              batch_size=args.batch)

@@ -1,0 +1,68 @@
+"""Calibration sweep: run an experiment over a grid of settings and print one line per setting.
+
+Each line gives, per profile, the mean number of memorized items (of N) and the
+mean final performance of every item, so the grid can be read for the paper's
+shapes (hybrid keeps all, conventional recency, stable primacy). Results are
+not stored; the chosen values go into the scale presets and docs/calibration.md.
+
+    python scripts/sweep.py --data-dir ../shared/data --trials 2 \\
+        --grid lr=1e-4,3e-4 alpha=1e5,4e5 feature_scale=10
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import time
+
+from metaplastic.engine import run_trials
+from metaplastic.experiments import make_config
+from metaplastic.lab import Lab
+from metaplastic.results import summarize
+
+INT_SETTINGS = {"width", "epochs", "batch_size", "train_per_class", "test_per_class", "items"}
+
+
+def parse_grid(entries: list[str]) -> dict[str, list]:
+    grid = {}
+    for entry in entries:
+        name, values = entry.split("=", 1)
+        cast = int if name in INT_SETTINGS else float
+        grid[name] = [cast(v) for v in values.split(",")]
+    return grid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="serial-position")
+    parser.add_argument("--scale", default="quick")
+    parser.add_argument("--trials", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir")
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--grid", nargs="*", default=[], help="name=v1,v2 ... (RunConfig fields)")
+    args = parser.parse_args()
+
+    lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone="untrained")
+    grid = parse_grid(args.grid)
+    names = list(grid)
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(names, values))
+        config = make_config(args.experiment, args.scale, trials=args.trials, seed=args.seed,
+                             backbone="untrained", **settings)
+        trials = list(range(args.trials))
+        cached = lab.features(config, trials, progress=False)
+        start = time.perf_counter()
+        table = run_trials(config, lambda c, s, n: cached[(c, s)], trials)
+        summary = summarize(table)
+        parts = []
+        for profile, v in summary["profiles"].items():
+            curve = " ".join(f"{p:.2f}" for p in v["final_performance_mean"])
+            parts.append(f"{profile[:4]} {v['memorized_mean']:.1f} [{curve}]")
+        label = " ".join(f"{k}={v:g}" for k, v in settings.items())
+        print(f"{label} | " + " | ".join(parts) + f" | {time.perf_counter() - start:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The FC6-FC8 head, in a stacked form that holds B independent networks.
+
+Weights are shaped ``[B, out, in]`` and biases ``[B, out]``; a forward pass is
+one batched matrix product per layer, so B networks (profiles x trials) train
+at once while staying independent: no parameter is shared, and each network's
+loss only reaches its own slice.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def glorot_normal(out_features: int, in_features: int, generator: torch.Generator) -> torch.Tensor:
+    """Glorot (Xavier) normal init: std = sqrt(2 / (fan_in + fan_out)) (protocol.md section 3)."""
+    std = math.sqrt(2.0 / (in_features + out_features))
+    return torch.randn(out_features, in_features, generator=generator) * std
+
+
+class StackedMLP(torch.nn.Module):
+    """B independent ReLU MLPs with the same widths, e.g. ``[9216, 4096, 4096, N]``.
+
+    ``initial`` gives, per network, the index of the initial-weight set it
+    starts from; networks with the same index start identical (the networks of
+    one trial share their initial weights).
+    """
+
+    def __init__(self, widths: list[int], init_generators: list[torch.Generator],
+                 initial: list[int], *, dropout: float = 0.0):
+        super().__init__()
+        self.widths = list(widths)
+        self.dropout = dropout
+        self.weights = torch.nn.ParameterList()
+        self.biases = torch.nn.ParameterList()
+        sets = [[glorot_normal(o, i, g) for i, o in zip(widths[:-1], widths[1:])]
+                for g in init_generators]
+        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            stacked = torch.stack([sets[k][layer] for k in initial])
+            self.weights.append(torch.nn.Parameter(stacked))
+            self.biases.append(torch.nn.Parameter(torch.zeros(len(initial), fan_out)))
+
+    @property
+    def n_networks(self) -> int:
+        return self.weights[0].shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``[B, batch, in]`` -> logits ``[B, batch, out]``."""
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            if layer < len(self.weights) - 1:
+                x = F.relu(x)
+                if self.dropout > 0:
+                    x = F.dropout(x, self.dropout, self.training)
+        return x

@@ -1,0 +1,141 @@
+"""The ``metaplastic`` command: parse, validate, call; nothing else lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metaplastic",
+        description="Neuromimetic metaplasticity for continual learning: run the paper's experiments.",
+        epilog="Example: metaplastic run serial-position --scale quick --data-dir ../shared/data")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands.add_parser("list", help="list the experiments and the scale presets")
+
+    run = commands.add_parser(
+        "run", help="run one experiment (resumes a finished or interrupted run of the same settings)",
+        description="Train every flexibility profile of an experiment on its item sequences, test "
+                    "after every presentation, and write records.parquet, summary.json and "
+                    "config.json into a run folder under --out. Re-running the same command skips "
+                    "the trials already finished.")
+    run.add_argument("experiment", help=f"experiment name: {', '.join(EXPERIMENTS)}")
+    run.add_argument("--scale", default="quick", help="size preset: " + "; ".join(
+        f"{s.name} ({s.description})" for s in SCALES.values()) + " (default: quick)")
+    run.add_argument("--items", type=int, help="items in the sequence, 3..45 (default: the experiment's)")
+    run.add_argument("--trials", type=int, help="independent trials (default: the scale's)")
+    run.add_argument("--seed", type=int, default=0, help="run seed; trial t uses (seed, t) (default 0)")
+    run.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: $METAPLASTIC_DATA or "
+                                        "~/.cache/metaplastic); downloaded or replaced by a small "
+                                        "fallback if missing")
+    run.add_argument("--cache-dir", help="feature cache folder (default: $METAPLASTIC_CACHE or "
+                                         "~/.cache/metaplastic/features)")
+    run.add_argument("--out", default="runs", help="folder for run folders (default: ./runs)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    run.add_argument("--backbone", default="auto",
+                     help="AlexNet weights: auto (ImageNet if obtainable, else untrained, recorded), "
+                          "imagenet, untrained, or a path to a .pth state dict (default: auto)")
+    for name, kind, text in [("lr", float, "learning rate"), ("alpha", float, "alpha of Eq. 2"),
+                             ("feature-scale", float, "features are divided by their global SD "
+                                                      "and multiplied by this"),
+                             ("width", int, "FC6/FC7 width"), ("epochs", int, "epochs per item"),
+                             ("batch-size", int, "mini-batch size"),
+                             ("train-per-class", int, "positives per presentation"),
+                             ("test-per-class", int, "test images per item")]:
+        run.add_argument(f"--{name}", type=kind, help=f"{text} (default: the scale's)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        return _list()
+    if args.command == "run":
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            print("interrupted: finished trials are saved; run the same command to resume",
+                  file=sys.stderr)
+            return 130
+    parser.print_help()
+    return 2
+
+
+def _list() -> int:
+    print("experiments:")
+    for e in EXPERIMENTS.values():
+        print(f"  {e.name:<18} {e.paper:<8} {e.description}")
+    print("scales:")
+    for s in SCALES.values():
+        print(f"  {s.name:<8} {s.description}: width {s.width}, {s.train_per_class} train / "
+              f"{s.test_per_class} test images per item, {s.epochs} epochs, batch {s.batch_size}, "
+              f"lr {s.lr:g}, alpha {s.alpha:g}, feature scale {s.feature_scale:g}, {s.trials} trials")
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"metaplastic: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args) -> int:
+    from metaplastic.data.mnist import DataError
+    from metaplastic.engine import TrainingDiverged
+    from metaplastic.features import BackboneError, CacheError
+    from metaplastic.lab import Lab, run_experiment
+    from metaplastic.results import RunFolderError
+
+    try:
+        config = make_config(args.experiment, args.scale, items=args.items, trials=args.trials,
+                             seed=args.seed, device=args.device, backbone=args.backbone,
+                             lr=args.lr, alpha=args.alpha, feature_scale=args.feature_scale,
+                             width=args.width, epochs=args.epochs, batch_size=args.batch_size,
+                             train_per_class=args.train_per_class,
+                             test_per_class=args.test_per_class)
+    except ValueError as error:
+        return _fail(str(error))
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            return _fail("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.showwarning = _show_warning
+            lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=config.backbone,
+                      device=config.device)
+        result = run_experiment(config, lab, args.out, progress=not args.quiet)
+    except (DataError, BackboneError, CacheError, RunFolderError, TrainingDiverged) as error:
+        return _fail(str(error))
+    _report(result)
+    return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"WARNING: {message}", file=sys.stderr)
+
+
+def _report(result) -> None:
+    summary = result.summary or {}
+    print(f"run folder: {result.store.path}")
+    print(f"trained {len(result.trained)} new trial(s) in {result.seconds:.0f} s; "
+          f"{len(summary.get('trials', []))} trial(s) in the folder")
+    for profile, values in summary.get("profiles", {}).items():
+        performance = " ".join(f"{v:.2f}" for v in values["final_performance_mean"])
+        print(f"  {profile:<14} memorized {values['memorized_mean']:.1f} +- {values['memorized_sd']:.1f}"
+              f" of {summary['n_items']}   final performance by item: {performance}")
+    if summary.get("comparisons"):
+        print("  " + json.dumps(summary["comparisons"]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""The registry of experiments and the scale presets; the typed, frozen run configuration.
+
+One entry per experiment of the paper feeds the CLI choices, the report and
+the tests' parametrisation: nothing is listed twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from metaplastic.data.two_digit import CLASSES
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment of the paper."""
+
+    name: str
+    paper: str                     # which figure it reproduces
+    description: str
+    sequence: str                  # "serial", "repetition", "poisoning", "frequency"
+    profiles: tuple[str, ...]      # flexibility profiles compared (names or "constant:0.8")
+    items: int = 10
+    claims: tuple[str, ...] = field(default=())
+
+
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e for e in [
+        Experiment(
+            name="serial-position", paper="Fig. 2",
+            description="10 items learned once each; conventional, stable (f = 0.3) and hybrid "
+                        "networks; performance of every item after each presentation",
+            sequence="serial", profiles=("conventional", "stable", "hybrid"), items=10,
+            claims=("hybrid memorizes all 10 items",
+                    "conventional memorizes about 6 items, with recency",
+                    "stable memorizes about 4 items, with primacy")),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A preset of sizes and calibrated hyperparameters (see docs/calibration.md)."""
+
+    name: str
+    description: str
+    width: int               # FC6 and FC7 widths (paper: 4096)
+    train_per_class: int     # positives per presentation (reference: 2,000)
+    test_per_class: int      # test images per item (paper: 1,000)
+    epochs: int
+    batch_size: int
+    lr: float
+    alpha: float
+    feature_scale: float     # features / their global SD * feature_scale
+    trials: int
+
+
+SCALES: dict[str, Scale] = {
+    s.name: s for s in [
+        Scale("paper", "the reference implementation's settings (protocol.md); for a GPU",
+              width=4096, train_per_class=2000, test_per_class=1000, epochs=5, batch_size=1024,
+              lr=1e-4, alpha=4e5, feature_scale=10.0, trials=100),
+        Scale("quick", "reduced sizes that run on a 2-core CPU in about 10 minutes",
+              width=512, train_per_class=300, test_per_class=100, epochs=5, batch_size=64,
+              lr=1e-4, alpha=4e5, feature_scale=10.0, trials=5),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one run; written next to its results."""
+
+    experiment: str
+    scale: str
+    items: int
+    trials: int
+    seed: int
+    profiles: tuple[str, ...]
+    width: int
+    train_per_class: int
+    test_per_class: int
+    epochs: int
+    batch_size: int
+    lr: float
+    alpha: float
+    feature_scale: float
+    backbone: str = "auto"
+    device: str = "cpu"
+    dataset_seed: int = 0
+    dropout: float = 0.0
+
+    #: Settings that do not change any number a trial produces: left out of the run's identity,
+    #: so that asking for more trials extends a run folder instead of starting a new one.
+    NOT_IDENTITY = ("trials",)
+
+    def identity(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_IDENTITY}
+
+    def run_hash(self, provenance: dict) -> str:
+        text = json.dumps({"config": self.identity(), "provenance": provenance}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def make_config(experiment: str, scale: str = "quick", *, items: int | None = None,
+                trials: int | None = None, seed: int = 0, **overrides) -> RunConfig:
+    """Defaults from the experiment and the scale preset, then overrides, then checks."""
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
+    spec, preset = EXPERIMENTS[experiment], SCALES[scale]
+    values = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("name", "description")}
+    values.update(experiment=experiment, scale=scale, items=items or spec.items,
+                  trials=trials if trials is not None else preset.trials, seed=seed,
+                  profiles=spec.profiles)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    config = RunConfig(**values)
+    validate(config)
+    return config
+
+
+def validate(config: RunConfig) -> None:
+    if not 3 <= config.items <= len(CLASSES):
+        raise ValueError(f"--items must be between 3 and {len(CLASSES)} (there are {len(CLASSES)} "
+                         f"two-digit classes), got {config.items}")
+    if config.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {config.trials}")
+    for name in ("width", "train_per_class", "test_per_class", "epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    for name in ("lr", "alpha", "feature_scale"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
+    if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise ValueError(f"--device must be cpu or cuda, got {config.device!r}")
