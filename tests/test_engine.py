@@ -1,0 +1,95 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from metaplastic import engine
+from metaplastic.classifier import StackedMLP
+from metaplastic.data.two_digit import CLASSES
+from metaplastic.experiments import make_config
+from metaplastic.optim import MetaplasticSGD
+
+
+def tiny_config(**overrides):
+    settings = dict(trials=2, items=4, width=8, train_per_class=12, test_per_class=6, epochs=2,
+                    batch_size=5, lr=0.05, alpha=20.0, feature_scale=1.0) | overrides
+    return make_config("serial-position", "quick", seed=3, **settings)
+
+
+def synthetic_features(name, split, n):
+    """Class prototypes plus noise: learnable, deterministic, no backbone needed."""
+    prototype = np.random.default_rng([CLASSES.index(name)]).normal(size=9216)
+    noise = np.random.default_rng([CLASSES.index(name), split == "test"]).normal(size=(n, 9216))
+    return (prototype + noise).astype(np.float16)
+
+
+def test_records_have_the_documented_columns():
+    table = engine.run_trials(tiny_config(), synthetic_features, [0])
+    for column in ["experiment", "profile", "trial", "seed", "presentation", "item", "item_class",
+                   "performance", "p_value", "memorized"]:
+        assert column in table.columns
+    assert len(table) == 3 * (4 + 1) * 4             # profiles x (presentations + before) x items
+    assert set(table["presentation"]) == {0, 1, 2, 3, 4}
+    assert table["item"].between(1, 4).all() and table["item_class"].isin(CLASSES).all()
+    assert table["performance"].between(0, 1).all() and table["p_value"].between(0, 1).all()
+    assert (table["memorized"] == (table["p_value"] < 0.05)).all()
+
+
+def test_networks_learn_the_current_item():
+    table = engine.run_trials(tiny_config(), synthetic_features, [0])
+    after = table[(table.presentation == table.item) & (table.profile == "conventional")]
+    assert after["performance"].mean() > 0.5          # chance is 0.25
+
+
+def test_stacked_training_equals_training_each_network_alone():
+    config = tiny_config()
+    stacked = engine.run_trials(config, synthetic_features, [0, 1])
+    for trial in (0, 1):
+        for profile in config.profiles:
+            alone = engine.run_trials(tiny_config(profiles=(profile,)), synthetic_features, [trial])
+            mine = stacked[(stacked.trial == trial) & (stacked.profile == profile)]
+            np.testing.assert_allclose(mine["performance"].to_numpy(),
+                                       alone["performance"].to_numpy(), atol=1e-12)
+
+
+def test_trial_reruns_alone_identically():
+    a = engine.run_trials(tiny_config(), synthetic_features, [1])
+    b = engine.run_trials(tiny_config(), synthetic_features, [0, 1])
+    pd.testing.assert_frame_equal(a.reset_index(drop=True),
+                                  b[b.trial == 1].reset_index(drop=True))
+
+
+def test_consolidate_called_once_per_presentation(monkeypatch):
+    calls = []
+    original = MetaplasticSGD.consolidate
+    monkeypatch.setattr(MetaplasticSGD, "consolidate",
+                        lambda self: calls.append(1) or original(self))
+    engine.run_trials(tiny_config(), synthetic_features, [0])
+    assert len(calls) == 4
+
+
+def test_networks_of_a_trial_share_initial_weights():
+    config = tiny_config()
+    trials = [engine.prepare_trial(config, synthetic_features, t) for t in (0, 1)]
+    model, optimizer = engine.build_networks(config, trials)
+    w = model.weights[0].detach()
+    assert torch.equal(w[0], w[1]) and torch.equal(w[1], w[2])     # trial 0's three profiles
+    assert not torch.equal(w[0], w[3])                              # trial 1 starts elsewhere
+    flex = optimizer.state[model.weights[0]]["flexibility"]
+    assert torch.all(flex[0] == 1.0) and torch.all(flex[1] == 0.3)
+    assert 0 < flex[2].mean() < 1 and "scale" not in optimizer.state[model.biases[0]]
+
+
+def test_glorot_init_and_zero_biases():
+    g = [torch.Generator().manual_seed(0)]
+    model = StackedMLP([300, 200, 200, 10], g, [0])
+    assert model.weights[0].std().item() == pytest.approx((2 / 500) ** 0.5, rel=0.02)
+    assert all(torch.count_nonzero(b) == 0 for b in model.biases)
+    out = model(torch.randn(1, 7, 300))
+    assert out.shape == (1, 7, 10)
+
+
+def test_diverging_loss_stops_with_a_clear_message():
+    config = tiny_config(lr=1e30, feature_scale=1e6)
+    with pytest.raises(engine.TrainingDiverged, match=r"profile '.*', trial 0, presentation \d"):
+        engine.run_trials(config, synthetic_features, [0])

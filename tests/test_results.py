@@ -1,0 +1,80 @@
+import json
+
+import pandas as pd
+import pytest
+
+from metaplastic import lab as lab_module
+from metaplastic.lab import run_experiment
+from metaplastic.results import RunFolderError, RunStore
+from tests.test_engine import synthetic_features, tiny_config
+
+
+class FakeLab:
+    """A Lab stand-in with synthetic features: the store and resume logic without a backbone."""
+
+    def provenance(self):
+        return {"backbone": {"weights": "synthetic"}, "mnist": {"source": "synthetic"}}
+
+    def features(self, config, trials, progress=True):
+        from metaplastic.engine import trial_classes
+
+        return {(c, s): synthetic_features(c, s, n) for t in trials for c in trial_classes(config, t)
+                for s, n in (("train", config.train_per_class), ("test", config.test_per_class))}
+
+
+def test_run_folder_contents(tmp_path):
+    config = tiny_config(trials=2)
+    result = run_experiment(config, FakeLab(), tmp_path, progress=False)
+    folder = result.store.path
+    assert folder.parent == tmp_path and folder.name.startswith("serial-position-quick-")
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["config"]["seed"] == 3 and saved["provenance"]["backbone"]["weights"] == "synthetic"
+    assert "torch" in saved["versions"]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["trials"] == [0, 1]
+    for profile in ("conventional", "stable", "hybrid"):
+        entry = summary["profiles"][profile]
+        assert len(entry["final_performance_mean"]) == 4 and len(entry["final_performance_sd"]) == 4
+        assert 0 <= entry["memorized_mean"] <= 4 and entry["memorized_sd"] >= 0
+    table = pd.read_parquet(folder / "records.parquet")
+    assert set(table["trial"]) == {0, 1}
+
+
+def test_resume_after_a_kill_gives_the_same_table(tmp_path, monkeypatch):
+    config = tiny_config(trials=3)
+    whole = run_experiment(config, FakeLab(), tmp_path / "whole", progress=False).table
+
+    real = lab_module.run_trials
+    calls = []
+
+    def killed_on_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process dies in the middle of trial 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lab_module, "run_trials", killed_on_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(config, FakeLab(), tmp_path / "killed", progress=False)
+    store = RunStore(tmp_path / "killed", config, FakeLab().provenance())
+    assert store.finished_trials() == {0}                   # trial 0 saved, nothing half-written
+    assert not list(store.path.glob(".records-*"))
+    monkeypatch.setattr(lab_module, "run_trials", real)
+    resumed = run_experiment(config, FakeLab(), tmp_path / "killed", progress=False)
+    assert resumed.trained == [1, 2]
+    pd.testing.assert_frame_equal(resumed.table, whole)
+
+
+def test_more_trials_extend_the_same_folder(tmp_path):
+    first = run_experiment(tiny_config(trials=1), FakeLab(), tmp_path, progress=False)
+    second = run_experiment(tiny_config(trials=2), FakeLab(), tmp_path, progress=False)
+    assert first.store.path == second.store.path and second.trained == [1]
+    other = run_experiment(tiny_config(trials=1, lr=0.01), FakeLab(), tmp_path, progress=False)
+    assert other.store.path != first.store.path
+
+
+def test_unwritable_out_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RunFolderError, match="choose another --out"):
+        RunStore(blocker / "runs", tiny_config(), {})
