@@ -54,7 +54,7 @@ def main() -> None:
         trials = list(range(args.trials))
         cached = lab.features(config, trials, progress=False)
         start = time.perf_counter()
-        table = run_trials(config, lambda c, s, n: cached[(c, s)], trials)
+        table = run_trials(config, lambda c, s, n, cached=cached: cached[(c, s)], trials)
         summary = summarize(table)
         parts = []
         for profile, v in summary["profiles"].items():

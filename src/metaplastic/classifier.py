@@ -37,7 +37,7 @@ class StackedMLP(torch.nn.Module):
         self.biases = torch.nn.ParameterList()
         sets = [[glorot_normal(o, i, g) for i, o in zip(widths[:-1], widths[1:])]
                 for g in init_generators]
-        for layer, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        for layer, fan_out in enumerate(widths[1:]):
             stacked = torch.stack([sets[k][layer] for k in initial])
             self.weights.append(torch.nn.Parameter(stacked))
             self.biases.append(torch.nn.Parameter(torch.zeros(len(initial), fan_out)))
