@@ -28,6 +28,8 @@ def parse_grid(entries: list[str]) -> dict[str, list]:
     for entry in entries:
         name, values = entry.split("=", 1)
         cast = int if name in INT_SETTINGS else float
+        if name == "center_features":
+            cast = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
         grid[name] = [cast(v) for v in values.split(",")]
     return grid
 
@@ -59,8 +61,9 @@ def main() -> None:
         parts = []
         for profile, v in summary["profiles"].items():
             curve = " ".join(f"{p:.2f}" for p in v["final_performance_mean"])
-            parts.append(f"{profile[:4]} {v['memorized_mean']:.1f} [{curve}]")
-        label = " ".join(f"{k}={v:g}" for k, v in settings.items())
+            per_trial = ",".join(str(m) for m in v["memorized_per_trial"])
+            parts.append(f"{profile[:4]} {v['memorized_mean']:.1f} ({per_trial}) [{curve}]")
+        label = " ".join(f"{k}={v}" for k, v in settings.items())
         print(f"{label} | " + " | ".join(parts) + f" | {time.perf_counter() - start:.0f}s", flush=True)
 
 

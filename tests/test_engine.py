@@ -6,7 +6,7 @@ import torch
 from metaplastic import engine
 from metaplastic.classifier import StackedMLP
 from metaplastic.data.two_digit import CLASSES
-from metaplastic.experiments import make_config
+from metaplastic.experiments import EXPERIMENTS, make_config
 from metaplastic.optim import MetaplasticSGD
 
 
@@ -93,3 +93,18 @@ def test_diverging_loss_stops_with_a_clear_message():
     config = tiny_config(lr=1e30, feature_scale=1e6)
     with pytest.raises(engine.TrainingDiverged, match=r"profile '.*', trial 0, presentation \d"):
         engine.run_trials(config, synthetic_features, [0])
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_registry_entry_runs_through_the_engine(name):
+    spec = EXPERIMENTS[name]
+    config = make_config(name, "quick", trials=1, seed=1, items=4, width=8, train_per_class=12,
+                         test_per_class=6, epochs=1, batch_size=6, lr=0.05, alpha=20.0,
+                         feature_scale=1.0)
+    table = engine.run_trials(config, synthetic_features, [0])
+    n_presentations = table["presentation"].max()
+    expected = {"serial": 4, "repetition": 4 * spec.repetitions,
+                "poisoning": 4 * (spec.repetitions + 1), "frequency": 10}[spec.sequence]
+    assert n_presentations == expected
+    assert set(table["profile"]) == set(spec.profiles)
+    assert table["poisoned"].any() == (spec.sequence == "poisoning")

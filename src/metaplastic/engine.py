@@ -26,7 +26,7 @@ from metaplastic.data.two_digit import CLASSES
 from metaplastic.experiments import EXPERIMENTS, RunConfig
 from metaplastic.features import FEATURE_DIM
 from metaplastic.optim import MetaplasticSGD
-from metaplastic.plasticity import resolve_profile
+from metaplastic.plasticity import Biased, resolve_profile
 
 RECORD_COLUMNS = ["experiment", "profile", "trial", "seed", "presentation", "item", "item_class",
                   "performance", "p_value", "memorized", "presented_item", "poisoned", "n_items"]
@@ -59,10 +59,16 @@ FeatureSource = Callable[[str, str, int], np.ndarray]   # (class, split, n) -> [
 
 
 def build_sequence(config: RunConfig, rng: np.random.Generator) -> list[protocol.Presentation]:
-    kind = EXPERIMENTS[config.experiment].sequence
-    if kind == "serial":
+    spec = EXPERIMENTS[config.experiment]
+    if spec.sequence == "serial":
         return protocol.serial(config.items)
-    raise ValueError(f"sequence kind {kind!r} is not supported by this engine yet")
+    if spec.sequence == "repetition":
+        return protocol.repetition(config.items, spec.repetitions)
+    if spec.sequence == "poisoning":
+        return protocol.poisoning(config.items, spec.repetitions, rng)
+    if spec.sequence == "frequency":
+        return protocol.frequency(protocol.generate_frequency_profile(config.items, rng))
+    raise ValueError(f"unknown sequence kind {spec.sequence!r}")
 
 
 def trial_classes(config: RunConfig, index: int) -> list[str]:
@@ -77,14 +83,27 @@ def prepare_trial(config: RunConfig, features: FeatureSource, index: int) -> Tri
     presentations = build_sequence(config, rng)
     train = np.stack([np.asarray(features(c, "train", config.train_per_class)) for c in classes])
     test = np.concatenate([np.asarray(features(c, "test", config.test_per_class)) for c in classes])
-    # Untrained-backbone features are tiny; one global scale (from this trial's training
-    # features) brings them to a fixed size, the knob protocol.md section 7 calls feature scale.
-    scale = config.feature_scale / float(train.astype(np.float32).std())
+    train, test = normalise_features(config, train.astype(np.float32), test.astype(np.float32))
     device = torch.device(config.device)
     return Trial(index, classes, presentations,
-                 torch.from_numpy(train.astype(np.float32) * scale).to(device),
-                 torch.from_numpy(test.astype(np.float32) * scale).to(device),
+                 torch.from_numpy(train).to(device), torch.from_numpy(test).to(device),
                  np.repeat(np.arange(config.items), config.test_per_class), rng)
+
+
+def normalise_features(config: RunConfig, train: np.ndarray, test: np.ndarray):
+    """Bring a trial's features to a fixed size (protocol.md section 7: the feature scale).
+
+    Statistics come from the trial's own training features only, so a trial
+    re-run alone normalises identically. Optionally the mean training feature
+    vector is subtracted first (``center_features``): pool5 activations are
+    all non-negative, and with an untrained backbone their common component
+    dominates every image.
+    """
+    if config.center_features:
+        mean = train.reshape(-1, train.shape[-1]).mean(axis=0)
+        train, test = train - mean, test - mean
+    scale = config.feature_scale / float(train.std())
+    return train * scale, test * scale
 
 
 def build_networks(config: RunConfig, trials: list[Trial]) -> tuple[StackedMLP, MetaplasticSGD]:
@@ -108,9 +127,17 @@ def build_networks(config: RunConfig, trials: list[Trial]) -> tuple[StackedMLP, 
 
 
 def profile_spec(name: str):
-    """A profile name of the registry: "hybrid", or "constant:0.8" for a single value."""
-    if name.startswith("constant:"):
-        return float(name.split(":", 1)[1])
+    """A profile name of the registry as a library profile.
+
+    ``"hybrid"`` and the other named profiles, ``"constant:0.8"`` (a single
+    value), ``"biased-stable:0.5"`` / ``"biased-flexible:0.5"`` (the linear
+    densities of Supp. Fig. 3, a = 0.5).
+    """
+    kind, _, value = name.partition(":")
+    if kind == "constant":
+        return float(value)
+    if kind in ("biased-stable", "biased-flexible"):
+        return Biased(float(value), toward=kind.removeprefix("biased-"))
     return name
 
 

@@ -24,6 +24,8 @@ class Experiment:
     sequence: str                  # "serial", "repetition", "poisoning", "frequency"
     profiles: tuple[str, ...]      # flexibility profiles compared (names or "constant:0.8")
     items: int = 10
+    repetitions: int = 1           # passes over the sequence (repetition, poisoning: 9)
+    alpha_factor: float = 1.0      # alpha relative to the scale's (paper: 2e5 / 4e5 for 30 items)
     claims: tuple[str, ...] = field(default=())
 
 
@@ -37,6 +39,47 @@ EXPERIMENTS: dict[str, Experiment] = {
             claims=("hybrid memorizes all 10 items",
                     "conventional memorizes about 6 items, with recency",
                     "stable memorizes about 4 items, with primacy")),
+        Experiment(
+            name="sequence-length", paper="Fig. 3",
+            description="30 items, 30 readouts; hybrid vs conventional; memorized items, their "
+                        "ratio, average performance and gross memory vs items trained",
+            sequence="serial", profiles=("conventional", "hybrid"), items=30, alpha_factor=0.5,
+            claims=("hybrid memorizes more of 30 items than conventional",
+                    "hybrid's gross memory is higher than conventional's")),
+        Experiment(
+            name="repetition", paper="Fig. 4a-d, Supp. Fig. 4",
+            description="the same 10-item sequence 9 times; lowest item performance per "
+                        "repetition; highest minus lowest",
+            sequence="repetition", profiles=("conventional", "hybrid"), repetitions=9,
+            claims=("hybrid's lowest performance rises with repetition more than conventional's",
+                    "hybrid's highest-minus-lowest performance is smaller than conventional's")),
+        Experiment(
+            name="poisoning", paper="Fig. 4e-h",
+            description="9 clean repetitions, then one pass whose positives carry deranged labels",
+            sequence="poisoning", profiles=("conventional", "hybrid"), repetitions=9,
+            claims=("after poisoning hybrid keeps all items above chance, conventional does not",
+                    "after poisoning hybrid memorizes more items than conventional")),
+        Experiment(
+            name="frequency", paper="Fig. 5",
+            description="item i presented i times (55 presentations) in an order weakly "
+                        "correlated with frequency; Spearman with order and with frequency",
+            sequence="frequency", profiles=("conventional", "hybrid"),
+            claims=("conventional's performance correlates with order more than hybrid's",
+                    "hybrid's performance correlates with frequency more than conventional's")),
+        Experiment(
+            name="single-value", paper="Supp. Fig. 2",
+            description="networks with one flexibility for every synapse: 0.3 to 1.0",
+            sequence="serial",
+            profiles=tuple(f"constant:{v}" for v in (0.3, 0.5, 0.72, 0.8, 0.88, 0.9, 1.0)),
+            claims=("a single value of 0.8 memorizes all 10 items",)),
+        Experiment(
+            name="biased-flexibility", paper="Supp. Fig. 3",
+            description="uniform flexibility vs distributions biased toward stable or flexible",
+            sequence="serial",
+            profiles=("hybrid", "biased-stable:0.5", "biased-stable:0.1", "biased-flexible:0.5",
+                      "biased-flexible:0.1"),
+            claims=("bias toward stable strengthens primacy",
+                    "bias toward flexible strengthens recency")),
     ]
 }
 
@@ -56,6 +99,7 @@ class Scale:
     alpha: float
     feature_scale: float     # features / their global SD * feature_scale
     trials: int
+    center_features: bool = False  # subtract the trial's mean training feature first
 
 
 SCALES: dict[str, Scale] = {
@@ -65,7 +109,7 @@ SCALES: dict[str, Scale] = {
               lr=1e-4, alpha=4e5, feature_scale=10.0, trials=100),
         Scale("quick", "reduced sizes that run on a 2-core CPU in about 10 minutes",
               width=512, train_per_class=300, test_per_class=100, epochs=5, batch_size=64,
-              lr=1e-4, alpha=4e5, feature_scale=10.0, trials=5),
+              lr=1e-4, alpha=3e4, feature_scale=10.0, trials=5, center_features=True),
     ]
 }
 
@@ -88,6 +132,7 @@ class RunConfig:
     lr: float
     alpha: float
     feature_scale: float
+    center_features: bool = False
     backbone: str = "auto"
     device: str = "cpu"
     dataset_seed: int = 0
@@ -119,7 +164,7 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
     values = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("name", "description")}
     values.update(experiment=experiment, scale=scale, items=items or spec.items,
                   trials=trials if trials is not None else preset.trials, seed=seed,
-                  profiles=spec.profiles)
+                  profiles=spec.profiles, alpha=preset.alpha * spec.alpha_factor)
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = RunConfig(**values)
     validate(config)
