@@ -41,7 +41,7 @@ def test_tiny_run_end_to_end(tmp_path, shared_data, capsys):
             "--out", str(tmp_path / "runs"), "--backbone", "untrained", "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "run folder:" in out and "hybrid" in out
+    assert "run folder" in out and "hybrid" in out
     (folder,) = (tmp_path / "runs").iterdir()
     config = json.loads((folder / "config.json").read_text())
     assert config["provenance"]["backbone"]["weights"] == "untrained"

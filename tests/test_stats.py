@@ -85,3 +85,8 @@ def test_spearman_by_hand():
     rank_y = sps.rankdata(y)
     d = np.arange(1, 6) - rank_y
     assert rho == pytest.approx(1 - 6 * (d**2).sum() / (5 * (25 - 1)))
+
+
+def test_above_chance_without_spread():
+    assert st.above_chance(np.array([1.0, 1.0, 1.0]), 0.1) == (np.inf, 0.0)
+    assert st.above_chance(np.array([0.0, 0.0]), 0.1)[1] == 1.0

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 
 from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
 
@@ -26,21 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "config.json into a run folder under --out. Re-running the same command skips "
                     "the trials already finished.")
     run.add_argument("experiment", help=f"experiment name: {', '.join(EXPERIMENTS)}")
-    run.add_argument("--scale", default="quick", help="size preset: " + "; ".join(
-        f"{s.name} ({s.description})" for s in SCALES.values()) + " (default: quick)")
     run.add_argument("--items", type=int, help="items in the sequence, 3..45 (default: the experiment's)")
-    run.add_argument("--trials", type=int, help="independent trials (default: the scale's)")
-    run.add_argument("--seed", type=int, default=0, help="run seed; trial t uses (seed, t) (default 0)")
-    run.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: $METAPLASTIC_DATA or "
-                                        "~/.cache/metaplastic); downloaded or replaced by a small "
-                                        "fallback if missing")
-    run.add_argument("--cache-dir", help="feature cache folder (default: $METAPLASTIC_CACHE or "
-                                         "~/.cache/metaplastic/features)")
-    run.add_argument("--out", default="runs", help="folder for run folders (default: ./runs)")
-    run.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    run.add_argument("--backbone", default="auto",
-                     help="AlexNet weights: auto (ImageNet if obtainable, else untrained, recorded), "
-                          "imagenet, untrained, or a path to a .pth state dict (default: auto)")
+    _add_run_options(run)
     for name, kind, text in [("lr", float, "learning rate"), ("alpha", float, "alpha of Eq. 2"),
                              ("feature-scale", float, "features are divided by their global SD "
                                                       "and multiplied by this"),
@@ -49,8 +37,40 @@ def build_parser() -> argparse.ArgumentParser:
                              ("train-per-class", int, "positives per presentation"),
                              ("test-per-class", int, "test images per item")]:
         run.add_argument(f"--{name}", type=kind, help=f"{text} (default: the scale's)")
-    run.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    reproduce = commands.add_parser(
+        "reproduce", help="run every experiment of the paper, then write the report",
+        description="Run every experiment of the registry in turn (each resumable, finished runs "
+                    "are skipped), then write report.md and report.html under OUT/report.")
+    _add_run_options(reproduce)
+
+    plot = commands.add_parser("plot", help="redraw the figures of a run folder from its records")
+    plot.add_argument("run_dir", help="a run folder (holds records.parquet)")
+
+    report = commands.add_parser("report", help="write report.md and report.html for run folders")
+    report.add_argument("run_dirs", nargs="+", help="run folders to report on")
+    report.add_argument("--out", default="report", help="report folder (default: ./report)")
     return parser
+
+
+def _add_run_options(command) -> None:
+    command.add_argument("--scale", default="quick", help="size preset: " + "; ".join(
+        f"{s.name} ({s.description})" for s in SCALES.values()) + " (default: quick)")
+    command.add_argument("--trials", type=int, help="independent trials (default: the scale's)")
+    command.add_argument("--seed", type=int, default=0,
+                         help="run seed; trial t uses (seed, t) (default 0)")
+    command.add_argument("--data-dir", help="folder holding MNIST/raw/ (default: $METAPLASTIC_DATA "
+                                            "or ~/.cache/metaplastic); downloaded or replaced by a "
+                                            "small fallback if missing")
+    command.add_argument("--cache-dir", help="feature cache folder (default: $METAPLASTIC_CACHE or "
+                                             "~/.cache/metaplastic/features)")
+    command.add_argument("--out", default="runs", help="folder for run folders (default: ./runs)")
+    command.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    command.add_argument("--backbone", default="auto",
+                         help="AlexNet weights: auto (ImageNet if obtainable, else untrained, "
+                              "recorded), imagenet, untrained, or a path to a .pth state dict "
+                              "(default: auto)")
+    command.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,13 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "list":
         return _list()
-    if args.command == "run":
+    if args.command in ("run", "reproduce"):
         try:
-            return _run(args)
+            return _run(args) if args.command == "run" else _reproduce(args)
         except KeyboardInterrupt:
             print("interrupted: finished trials are saved; run the same command to resume",
                   file=sys.stderr)
             return 130
+    if args.command == "plot":
+        return _plot(args)
+    if args.command == "report":
+        return _report_command(args)
     parser.print_help()
     return 2
 
@@ -86,7 +110,32 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _config(args, experiment: str, **sizes):
+    return make_config(experiment, args.scale, trials=args.trials, seed=args.seed,
+                       device=args.device, backbone=args.backbone, **sizes)
+
+
 def _run(args) -> int:
+    sizes = dict(items=args.items, lr=args.lr, alpha=args.alpha, feature_scale=args.feature_scale,
+                 width=args.width, epochs=args.epochs, batch_size=args.batch_size,
+                 train_per_class=args.train_per_class, test_per_class=args.test_per_class)
+    return _run_experiments(args, [args.experiment], sizes)
+
+
+def _reproduce(args) -> int:
+    status = _run_experiments(args, list(EXPERIMENTS), {})
+    if status != 0:
+        return status
+    from metaplastic.report import write_report
+
+    folders = [f for f in sorted(Path(args.out).glob("*")) if (f / "records.parquet").exists()
+               and json.loads((f / "config.json").read_text())["config"]["scale"] == args.scale]
+    md, page = write_report(folders, Path(args.out) / "report")
+    print(f"report: {md} and {page}")
+    return 0
+
+
+def _run_experiments(args, experiments: list[str], sizes: dict) -> int:
     from metaplastic.data.mnist import DataError
     from metaplastic.engine import TrainingDiverged
     from metaplastic.features import BackboneError, CacheError
@@ -94,15 +143,10 @@ def _run(args) -> int:
     from metaplastic.results import RunFolderError
 
     try:
-        config = make_config(args.experiment, args.scale, items=args.items, trials=args.trials,
-                             seed=args.seed, device=args.device, backbone=args.backbone,
-                             lr=args.lr, alpha=args.alpha, feature_scale=args.feature_scale,
-                             width=args.width, epochs=args.epochs, batch_size=args.batch_size,
-                             train_per_class=args.train_per_class,
-                             test_per_class=args.test_per_class)
+        configs = [_config(args, name, **sizes) for name in experiments]
     except ValueError as error:
         return _fail(str(error))
-    if config.device.startswith("cuda"):
+    if args.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
@@ -111,12 +155,33 @@ def _run(args) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
             warnings.showwarning = _show_warning
-            lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=config.backbone,
-                      device=config.device)
-        result = run_experiment(config, lab, args.out, progress=not args.quiet)
+            lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone,
+                      device=args.device)
+        for config in configs:
+            _report(run_experiment(config, lab, args.out, progress=not args.quiet))
     except (DataError, BackboneError, CacheError, RunFolderError, TrainingDiverged) as error:
         return _fail(str(error))
-    _report(result)
+    return 0
+
+
+def _plot(args) -> int:
+    from metaplastic.plots import plot_run
+
+    if not (Path(args.run_dir) / "records.parquet").exists():
+        return _fail(f"{args.run_dir} is not a run folder (no records.parquet)")
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
+def _report_command(args) -> int:
+    from metaplastic.report import write_report
+
+    missing = [d for d in args.run_dirs if not (Path(d) / "records.parquet").exists()]
+    if missing:
+        return _fail(f"not a run folder (no records.parquet): {', '.join(missing)}")
+    md, page = write_report(args.run_dirs, args.out)
+    print(f"report: {md} and {page}")
     return 0
 
 
@@ -126,7 +191,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 
 def _report(result) -> None:
     summary = result.summary or {}
-    print(f"run folder: {result.store.path}")
+    print(f"{result.store.config.experiment}: run folder {result.store.path}")
     print(f"trained {len(result.trained)} new trial(s) in {result.seconds:.0f} s; "
           f"{len(summary.get('trials', []))} trial(s) in the folder")
     for profile, values in summary.get("profiles", {}).items():

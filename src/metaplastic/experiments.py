@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from metaplastic import claims as c
 from metaplastic.data.two_digit import CLASSES
 
 
@@ -26,7 +27,7 @@ class Experiment:
     items: int = 10
     repetitions: int = 1           # passes over the sequence (repetition, poisoning: 9)
     alpha_factor: float = 1.0      # alpha relative to the scale's (paper: 2e5 / 4e5 for 30 items)
-    claims: tuple[str, ...] = field(default=())
+    claims: tuple[c.Claim, ...] = field(default=())
 
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -36,50 +37,43 @@ EXPERIMENTS: dict[str, Experiment] = {
             description="10 items learned once each; conventional, stable (f = 0.3) and hybrid "
                         "networks; performance of every item after each presentation",
             sequence="serial", profiles=("conventional", "stable", "hybrid"), items=10,
-            claims=("hybrid memorizes all 10 items",
-                    "conventional memorizes about 6 items, with recency",
-                    "stable memorizes about 4 items, with primacy")),
+            claims=c.SERIAL_POSITION_CLAIMS),
         Experiment(
             name="sequence-length", paper="Fig. 3",
             description="30 items, 30 readouts; hybrid vs conventional; memorized items, their "
                         "ratio, average performance and gross memory vs items trained",
             sequence="serial", profiles=("conventional", "hybrid"), items=30, alpha_factor=0.5,
-            claims=("hybrid memorizes more of 30 items than conventional",
-                    "hybrid's gross memory is higher than conventional's")),
+            claims=c.SEQUENCE_LENGTH_CLAIMS),
         Experiment(
             name="repetition", paper="Fig. 4a-d, Supp. Fig. 4",
             description="the same 10-item sequence 9 times; lowest item performance per "
                         "repetition; highest minus lowest",
             sequence="repetition", profiles=("conventional", "hybrid"), repetitions=9,
-            claims=("hybrid's lowest performance rises with repetition more than conventional's",
-                    "hybrid's highest-minus-lowest performance is smaller than conventional's")),
+            claims=c.REPETITION_CLAIMS),
         Experiment(
             name="poisoning", paper="Fig. 4e-h",
             description="9 clean repetitions, then one pass whose positives carry deranged labels",
             sequence="poisoning", profiles=("conventional", "hybrid"), repetitions=9,
-            claims=("after poisoning hybrid keeps all items above chance, conventional does not",
-                    "after poisoning hybrid memorizes more items than conventional")),
+            claims=c.POISONING_CLAIMS),
         Experiment(
             name="frequency", paper="Fig. 5",
             description="item i presented i times (55 presentations) in an order weakly "
                         "correlated with frequency; Spearman with order and with frequency",
             sequence="frequency", profiles=("conventional", "hybrid"),
-            claims=("conventional's performance correlates with order more than hybrid's",
-                    "hybrid's performance correlates with frequency more than conventional's")),
+            claims=c.FREQUENCY_CLAIMS),
         Experiment(
             name="single-value", paper="Supp. Fig. 2",
             description="networks with one flexibility for every synapse: 0.3 to 1.0",
             sequence="serial",
             profiles=tuple(f"constant:{v}" for v in (0.3, 0.5, 0.72, 0.8, 0.88, 0.9, 1.0)),
-            claims=("a single value of 0.8 memorizes all 10 items",)),
+            claims=c.SINGLE_VALUE_CLAIMS),
         Experiment(
             name="biased-flexibility", paper="Supp. Fig. 3",
             description="uniform flexibility vs distributions biased toward stable or flexible",
             sequence="serial",
             profiles=("hybrid", "biased-stable:0.5", "biased-stable:0.1", "biased-flexible:0.5",
                       "biased-flexible:0.1"),
-            claims=("bias toward stable strengthens primacy",
-                    "bias toward flexible strengthens recency")),
+            claims=c.BIASED_CLAIMS),
     ]
 }
 

@@ -75,10 +75,12 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike,
             steps_task = bar.add_task("presentations", total=None)
             for t in todo:
                 bar.reset(steps_task, description=f"trial {t} presentations")
+                trial_start = time.perf_counter()
                 records = run_trials(config, features, [t], on_presentation=lambda k, n: bar.update(
                     steps_task, completed=k, total=n))
+                spent = store.seconds() + time.perf_counter() - trial_start
                 table = store.append(records)
-                store.write_summary(table)
+                store.write_summary(table, seconds=spent)
                 bar.advance(trials_task)
     summary = store.write_summary(table) if table is not None else None
     return RunResult(store, table, summary, todo, time.perf_counter() - start)

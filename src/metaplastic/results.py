@@ -19,13 +19,16 @@ import os
 import platform
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from metaplastic import __version__, stats
-from metaplastic.experiments import RunConfig
+
+if TYPE_CHECKING:  # experiments -> claims -> results: a run-time import would be circular
+    from metaplastic.experiments import RunConfig
 
 
 class RunFolderError(RuntimeError):
@@ -80,8 +83,13 @@ class RunStore:
             Path(handle.name).unlink(missing_ok=True)
         return table
 
-    def write_summary(self, table: pd.DataFrame) -> dict:
-        summary = summarize(table)
+    def seconds(self) -> float:
+        """Training time already spent on this folder's trials (from summary.json)."""
+        path = self.path / "summary.json"
+        return float(json.loads(path.read_text()).get("seconds", 0.0)) if path.exists() else 0.0
+
+    def write_summary(self, table: pd.DataFrame, seconds: float | None = None) -> dict:
+        summary = summarize(table) | {"seconds": self.seconds() if seconds is None else seconds}
         _atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
         return summary
 

@@ -79,8 +79,17 @@ def performance_range(performance: np.ndarray) -> np.ndarray:
 
 
 def above_chance(samples: np.ndarray, chance: float) -> tuple[float, float]:
-    """One-sided one-sample t-test of the mean over trials against chance: (t, p)."""
-    result = sps.ttest_1samp(np.asarray(samples, dtype=float), chance, alternative="greater")
+    """One-sided one-sample t-test of the mean over trials against chance: (t, p).
+
+    Samples without spread (e.g. every trial at performance 1.0) have no t
+    statistic; they give (+inf, 0) above chance and (-inf or nan, 1) otherwise.
+    """
+    samples = np.asarray(samples, dtype=float)
+    if np.ptp(samples) == 0:
+        difference = samples[0] - chance
+        return (float(np.sign(difference) * np.inf) if difference else float("nan"),
+                0.0 if difference > 0 else 1.0)
+    result = sps.ttest_1samp(samples, chance, alternative="greater")
     return float(result.statistic), float(result.pvalue)
 
 
