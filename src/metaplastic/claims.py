@@ -151,20 +151,20 @@ def compare_per_trial(statement_a: str, better: str, worse: str,
     return check
 
 
-def _final_performance(trial: pd.DataFrame) -> pd.Series:
+def final_performance(trial: pd.DataFrame) -> pd.Series:
     last = trial[trial.presentation == trial.presentation.max()]
     return last.set_index("item")["performance"].sort_index()
 
 
 def _gross_memory(trial):
-    return float(stats.gross_memory(_final_performance(trial).to_numpy()))
+    return float(stats.gross_memory(final_performance(trial).to_numpy()))
 
 
 def _repetition_rows(trial: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Final performance by item after the first and after the last pass over the sequence."""
     n = int(trial["n_items"].iloc[0])
     first = trial[trial.presentation == n].set_index("item")["performance"]
-    return first, _final_performance(trial)
+    return first, final_performance(trial)
 
 
 def _lowest_rise(trial):
@@ -173,10 +173,10 @@ def _lowest_rise(trial):
 
 
 def _negative_range(trial):
-    return -float(stats.performance_range(_final_performance(trial).to_numpy()))
+    return -float(stats.performance_range(final_performance(trial).to_numpy()))
 
 
-def _schedule(trial: pd.DataFrame) -> pd.DataFrame:
+def item_schedule(trial: pd.DataFrame) -> pd.DataFrame:
     """Per item: how often it was presented, and the position of its last presentation."""
     shown = trial[(trial.presentation > 0)].drop_duplicates("presentation")
     frequency = shown.groupby("presented_item").size()
@@ -186,15 +186,15 @@ def _schedule(trial: pd.DataFrame) -> pd.DataFrame:
 
 def _spearman_with(column: str) -> Callable[[pd.DataFrame], float]:
     def rho(trial):
-        schedule = _schedule(trial)
-        performance = _final_performance(trial).reindex(schedule.index)
+        schedule = item_schedule(trial)
+        performance = final_performance(trial).reindex(schedule.index)
         value = stats.spearman(schedule[column].to_numpy(), performance.to_numpy())[0]
         return 0.0 if np.isnan(value) else value
     return rho
 
 
 def _primacy(trial):
-    performance = _final_performance(trial)
+    performance = final_performance(trial)
     return float(performance.iloc[0] - performance.iloc[-1])
 
 

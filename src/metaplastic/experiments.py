@@ -27,6 +27,7 @@ class Experiment:
     items: int = 10
     repetitions: int = 1           # passes over the sequence (repetition, poisoning: 9)
     alpha_factor: float = 1.0      # alpha relative to the scale's (paper: 2e5 / 4e5 for 30 items)
+    quick_trials: int | None = None  # fewer trials at the quick scale for long sequences
     claims: tuple[c.Claim, ...] = field(default=())
 
 
@@ -43,29 +44,34 @@ EXPERIMENTS: dict[str, Experiment] = {
             description="30 items, 30 readouts; hybrid vs conventional; memorized items, their "
                         "ratio, average performance and gross memory vs items trained",
             sequence="serial", profiles=("conventional", "hybrid"), items=30, alpha_factor=0.5,
+            quick_trials=3,
             claims=c.SEQUENCE_LENGTH_CLAIMS),
         Experiment(
             name="repetition", paper="Fig. 4a-d, Supp. Fig. 4",
             description="the same 10-item sequence 9 times; lowest item performance per "
                         "repetition; highest minus lowest",
             sequence="repetition", profiles=("conventional", "hybrid"), repetitions=9,
+            quick_trials=3,
             claims=c.REPETITION_CLAIMS),
         Experiment(
             name="poisoning", paper="Fig. 4e-h",
             description="9 clean repetitions, then one pass whose positives carry deranged labels",
             sequence="poisoning", profiles=("conventional", "hybrid"), repetitions=9,
+            quick_trials=3,
             claims=c.POISONING_CLAIMS),
         Experiment(
             name="frequency", paper="Fig. 5",
             description="item i presented i times (55 presentations) in an order weakly "
                         "correlated with frequency; Spearman with order and with frequency",
             sequence="frequency", profiles=("conventional", "hybrid"),
+            quick_trials=3,
             claims=c.FREQUENCY_CLAIMS),
         Experiment(
             name="single-value", paper="Supp. Fig. 2",
             description="networks with one flexibility for every synapse: 0.3 to 1.0",
             sequence="serial",
             profiles=tuple(f"constant:{v}" for v in (0.3, 0.5, 0.72, 0.8, 0.88, 0.9, 1.0)),
+            quick_trials=3,
             claims=c.SINGLE_VALUE_CLAIMS),
         Experiment(
             name="biased-flexibility", paper="Supp. Fig. 3",
@@ -73,6 +79,7 @@ EXPERIMENTS: dict[str, Experiment] = {
             sequence="serial",
             profiles=("hybrid", "biased-stable:0.5", "biased-stable:0.1", "biased-flexible:0.5",
                       "biased-flexible:0.1"),
+            quick_trials=3,
             claims=c.BIASED_CLAIMS),
     ]
 }
@@ -156,8 +163,9 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
         raise ValueError(f"unknown scale {scale!r}; known: {', '.join(SCALES)}")
     spec, preset = EXPERIMENTS[experiment], SCALES[scale]
     values = {k: v for k, v in dataclasses.asdict(preset).items() if k not in ("name", "description")}
+    default_trials = spec.quick_trials if scale == "quick" and spec.quick_trials else preset.trials
     values.update(experiment=experiment, scale=scale, items=items or spec.items,
-                  trials=trials if trials is not None else preset.trials, seed=seed,
+                  trials=trials if trials is not None else default_trials, seed=seed,
                   profiles=spec.profiles, alpha=preset.alpha * spec.alpha_factor)
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = RunConfig(**values)

@@ -93,9 +93,106 @@ def performance_over_presentations(table: pd.DataFrame, profile: str):
     return fig
 
 
+def _per_trial_curve(ax, table, value, label_suffix=""):
+    """Plot mean +- SD over trials of ``value(group) -> float`` per presentation, per profile."""
+    for index, (profile, rows) in enumerate(table[table.presentation > 0].groupby("profile", sort=False)):
+        per = rows.groupby(["presentation", "trial"]).apply(value, include_groups=False)
+        mean, sd = per.groupby("presentation").mean(), per.groupby("presentation").std().fillna(0)
+        c = colour(profile, index)
+        ax.plot(mean.index, mean.values, color=c, label=profile + label_suffix)
+        ax.fill_between(mean.index, mean - sd, mean + sd, color=c, alpha=0.15)
+
+
+def capacity_curves(table: pd.DataFrame):
+    """Average performance and gross memory over the items trained so far (Fig. 3d-e)."""
+    plt = _pyplot()
+    seen = table[table.item <= table.presentation]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    _per_trial_curve(left, seen, lambda g: g["performance"].mean())
+    _per_trial_curve(right, seen, lambda g: g["performance"].sum())
+    left.set(xlabel="items trained", ylabel="average performance")
+    right.set(xlabel="items trained", ylabel="gross memory (sum of performances)")
+    left.legend(frameon=False, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def lowest_per_repetition(table: pd.DataFrame):
+    """Lowest item performance after each pass over the sequence (Fig. 4d)."""
+    plt = _pyplot()
+    n = int(table["n_items"].iloc[0])
+    ends = table[(table.presentation > 0) & (table.presentation % n == 0)].copy()
+    ends["presentation"] = ends["presentation"] // n
+    fig, ax = plt.subplots(figsize=(5, 4))
+    _per_trial_curve(ax, ends, lambda g: g["performance"].min())
+    ax.set(xlabel="repetition", ylabel="lowest item performance")
+    ax.legend(frameon=False, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def attack_bars(table: pd.DataFrame):
+    """Average performance before (after the clean passes) and after the poisoned pass (Fig. 4g)."""
+    plt = _pyplot()
+    n, last = int(table["n_items"].iloc[0]), int(table["presentation"].max())
+    fig, ax = plt.subplots(figsize=(5, 4))
+    profiles = list(table["profile"].unique())
+    for index, profile in enumerate(profiles):
+        rows = table[table.profile == profile]
+        for offset, (when, label) in enumerate([(last - n, "before"), (last, "after")]):
+            per_trial = rows[rows.presentation == when].groupby("trial")["performance"].mean()
+            ax.bar(index + 0.2 * (2 * offset - 1), per_trial.mean(), width=0.38,
+                   yerr=per_trial.std() if len(per_trial) > 1 else 0, color=colour(profile, index),
+                   alpha=1.0 if offset else 0.45, label=f"{profile} {label} attack")
+    ax.axhline(1 / n, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(profiles)), profiles)
+    ax.set(ylabel="average performance", ylim=(0, 1))
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def frequency_scatter(table: pd.DataFrame):
+    """Final performance against order (last presentation) and against frequency (Fig. 5b)."""
+    from metaplastic.claims import final_performance, item_schedule
+    from metaplastic.stats import spearman
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for index, (profile, rows) in enumerate(table.groupby("profile", sort=False)):
+        points = []
+        for _, trial in rows.groupby("trial"):
+            schedule = item_schedule(trial)
+            schedule["performance"] = final_performance(trial).reindex(schedule.index)
+            points.append(schedule)
+        data = pd.concat(points)
+        for ax, column in zip(axes, ("last_position", "frequency")):
+            rho = spearman(data[column], data["performance"])[0]
+            ax.scatter(data[column], data["performance"], color=colour(profile, index), alpha=0.6,
+                       label=f"{profile} (Spearman r = {rho:.2f})")
+    axes[0].set(xlabel="position of the item's last presentation", ylabel="final performance")
+    axes[1].set(xlabel="presentation frequency", ylabel="final performance")
+    for ax in axes:
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def figures_for(table: pd.DataFrame) -> dict:
     """Every figure that applies to this table, by file stem."""
+    from metaplastic.experiments import EXPERIMENTS
+
     figures = {"serial-position": serial_position(table), "memorized": memorized_vs_trained(table)}
+    spec = EXPERIMENTS.get(str(table["experiment"].iloc[0]))
+    kind = spec.sequence if spec else "serial"
+    if kind == "serial":
+        figures["capacity"] = capacity_curves(table)
+    if kind in ("repetition", "poisoning"):
+        figures["lowest-per-repetition"] = lowest_per_repetition(table)
+    if kind == "poisoning":
+        figures["attack"] = attack_bars(table)
+    if kind == "frequency":
+        figures["frequency"] = frequency_scatter(table)
     for profile in table["profile"].unique():
         figures[f"over-time-{profile.replace(':', '-')}"] = performance_over_presentations(table,
                                                                                            profile)
