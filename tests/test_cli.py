@@ -48,3 +48,14 @@ def test_tiny_run_end_to_end(tmp_path, shared_data, capsys):
     assert config["provenance"]["mnist"]["source"] == "mnist"
     assert main(argv) == 0                                  # again: resumes, trains nothing
     assert "trained 0 new trial(s)" in capsys.readouterr().out
+
+
+def test_samples_grid(tmp_path, shared_data, capsys):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    assert main(["samples", "--out", str(out), "--classes", "01,38", "--per-class", "3",
+                 "--data-dir", str(shared_data)]) == 0
+    assert Image.open(out).size == (3 * 56, 2 * 56)
+    assert main(["samples", "--classes", "33", "--data-dir", str(shared_data)]) == 2
+    assert "unknown class(es) 33" in capsys.readouterr().err

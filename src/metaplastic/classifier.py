@@ -1,9 +1,15 @@
 """The FC6-FC8 head, in a stacked form that holds B independent networks.
 
-Weights are shaped ``[B, out, in]`` and biases ``[B, out]``; a forward pass is
-one batched matrix product per layer, so B networks (profiles x trials) train
+Weights are stored as ``[B, in, out]`` (each network's ``W^T``) and biases as
+``[B, out]``; a forward pass is one batched matrix product per layer, so B networks (profiles x trials) train
 at once while staying independent: no parameter is shared, and each network's
 loss only reaches its own slice.
+
+Why ``[B, in, out]`` and not ``torch.nn.Linear``'s ``[out, in]``: on the CPU,
+the backward pass of ``bmm(x, W.transpose(1, 2))`` produces a transposed
+gradient that is copied on every step; storing ``W^T`` made a training
+step about a third faster (benchmarks/bench_engine.py, docs/benchmarks.md).
+The rule is elementwise, so the layout does not matter to the optimizer.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ def glorot_normal(out_features: int, in_features: int, generator: torch.Generato
 class StackedMLP(torch.nn.Module):
     """B independent ReLU MLPs with the same widths, e.g. ``[9216, 4096, 4096, N]``.
 
+    ``weights[l][b]`` is network b's layer-l weight matrix transposed, ``[in, out]``.
+
     ``initial`` gives, per network, the index of the initial-weight set it
     starts from; networks with the same index start identical (the networks of
     one trial share their initial weights).
@@ -38,7 +46,7 @@ class StackedMLP(torch.nn.Module):
         sets = [[glorot_normal(o, i, g) for i, o in zip(widths[:-1], widths[1:])]
                 for g in init_generators]
         for layer, fan_out in enumerate(widths[1:]):
-            stacked = torch.stack([sets[k][layer] for k in initial])
+            stacked = torch.stack([sets[k][layer].t() for k in initial]).contiguous()
             self.weights.append(torch.nn.Parameter(stacked))
             self.biases.append(torch.nn.Parameter(torch.zeros(len(initial), fan_out)))
 
@@ -49,7 +57,7 @@ class StackedMLP(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, batch, in]`` -> logits ``[B, batch, out]``."""
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
+            x = torch.baddbmm(bias.unsqueeze(1), x, weight)
             if layer < len(self.weights) - 1:
                 x = F.relu(x)
                 if self.dropout > 0:

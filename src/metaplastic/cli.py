@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="redraw the figures of a run folder from its records")
     plot.add_argument("run_dir", help="a run folder (holds records.parquet)")
 
+    samples = commands.add_parser("samples", help="save a PNG grid of two-digit MNIST samples",
+                                  description="One row per class, a few sample images each.")
+    samples.add_argument("--out", default="two-digit-samples.png", help="PNG path to write")
+    samples.add_argument("--classes", help="comma-separated classes, e.g. 01,38 (default: all 45)")
+    samples.add_argument("--per-class", type=int, default=8, help="images per class (default 8)")
+    samples.add_argument("--split", choices=("train", "test"), default="train")
+    samples.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
+    samples.add_argument("--data-dir", help="folder holding MNIST/raw/")
+
     report = commands.add_parser("report", help="write report.md and report.html for run folders")
     report.add_argument("run_dirs", nargs="+", help="run folders to report on")
     report.add_argument("--out", default="report", help="report folder (default: ./report)")
@@ -89,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return _plot(args)
     if args.command == "report":
         return _report_command(args)
+    if args.command == "samples":
+        return _samples(args)
     parser.print_help()
     return 2
 
@@ -171,6 +182,24 @@ def _plot(args) -> int:
         return _fail(f"{args.run_dir} is not a run folder (no records.parquet)")
     for path in plot_run(args.run_dir):
         print(path)
+    return 0
+
+
+def _samples(args) -> int:
+    from metaplastic.data.mnist import DataError, load_digits
+    from metaplastic.data.two_digit import CLASSES, save_sample_grid
+
+    classes = tuple(args.classes.split(",")) if args.classes else CLASSES
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown:
+        return _fail(f"unknown class(es) {', '.join(unknown)}; classes are 'ij' with i < j, e.g. 38")
+    try:
+        digits = load_digits(args.data_dir)
+        path = save_sample_grid(digits, args.out, classes=classes, per_class=args.per_class,
+                                split=args.split, seed=args.seed)
+    except (DataError, OSError) as error:
+        return _fail(str(error))
+    print(path)
     return 0
 
 
