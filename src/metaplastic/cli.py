@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                              ("train-per-class", int, "positives per presentation"),
                              ("test-per-class", int, "test images per item")]:
         run.add_argument(f"--{name}", type=kind, help=f"{text} (default: the scale's)")
+    run.add_argument("--center-features", choices=("on", "off"),
+                     help="subtract the trial's mean training feature before scaling (default: "
+                          "the scale's; quick: on, paper: off)")
 
     reproduce = commands.add_parser(
         "reproduce", help="run every experiment of the paper, then write the report",
@@ -129,7 +132,8 @@ def _config(args, experiment: str, **sizes):
 def _run(args) -> int:
     sizes = dict(items=args.items, lr=args.lr, alpha=args.alpha, feature_scale=args.feature_scale,
                  width=args.width, epochs=args.epochs, batch_size=args.batch_size,
-                 train_per_class=args.train_per_class, test_per_class=args.test_per_class)
+                 train_per_class=args.train_per_class, test_per_class=args.test_per_class,
+                 center_features=None if args.center_features is None else args.center_features == "on")
     return _run_experiments(args, [args.experiment], sizes)
 
 
