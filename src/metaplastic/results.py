@@ -78,6 +78,7 @@ class RunStore:
         handle.close()
         try:
             table.to_parquet(handle.name, index=False)
+            os.chmod(handle.name, 0o644)  # temporary files are private; results are not
             os.replace(handle.name, self.records_path)
         finally:
             Path(handle.name).unlink(missing_ok=True)
@@ -143,6 +144,7 @@ def _atomic_write_text(path: Path, text: str) -> None:
     try:
         with handle:
             handle.write(text)
+        os.chmod(handle.name, 0o644)
         os.replace(handle.name, path)
     finally:
         Path(handle.name).unlink(missing_ok=True)
