@@ -18,8 +18,26 @@ OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 FIXED_COLOURS = {"conventional": "#D55E00", "stable": "#0072B2", "hybrid": "#009E73"}
 
 
+BIASED_COLOURS = {"biased-stable:0.5": "#56B4E9", "biased-stable:0.1": "#000000",
+                  "biased-flexible:0.5": "#E69F00", "biased-flexible:0.1": "#CC79A7"}
+
+
 def colour(profile: str, index: int = 0) -> str:
-    return FIXED_COLOURS.get(profile, OKABE_ITO[(index + 3) % len(OKABE_ITO)])
+    """The same colour for a profile in every figure.
+
+    Named profiles and the biased ones have fixed Okabe-Ito colours; single
+    values ("constant:0.8") take viridis at their flexibility, so their order
+    reads off the colour; anything else falls back to the palette by index.
+    """
+    if profile in FIXED_COLOURS:
+        return FIXED_COLOURS[profile]
+    if profile in BIASED_COLOURS:
+        return BIASED_COLOURS[profile]
+    if profile.startswith("constant:"):
+        from matplotlib import colormaps
+
+        return colormaps["viridis"](0.9 * float(profile.split(":")[1]))
+    return OKABE_ITO[(index + 3) % len(OKABE_ITO)]
 
 
 def _pyplot():
