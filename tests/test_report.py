@@ -75,3 +75,16 @@ def test_claim_verdicts_follow_the_data():
     few = table[table.trial < 2]
     assert claims.memorizes_all("hybrid")(few).verdict == "inconclusive"
     assert claims.memorizes_all("absent")(table).verdict == "inconclusive"
+
+
+def test_profile_colours_are_single_hex_strings():
+    for profile in [p for e in EXPERIMENTS.values() for p in e.profiles]:
+        assert plots.colour(profile).startswith("#") and len(plots.colour(profile)) == 7
+
+
+def test_long_sequences_plot(tmp_path):
+    config = make_config("sequence-length", "quick", trials=1, seed=0, items=16, width=8,
+                         train_per_class=15, test_per_class=4, epochs=1, batch_size=16, lr=0.05,
+                         alpha=20.0, feature_scale=1.0)
+    store = run_experiment(config, FakeLab(), tmp_path, progress=False).store
+    assert plots.plot_run(store.path)

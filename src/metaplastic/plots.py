@@ -34,9 +34,9 @@ def colour(profile: str, index: int = 0) -> str:
     if profile in BIASED_COLOURS:
         return BIASED_COLOURS[profile]
     if profile.startswith("constant:"):
-        from matplotlib import colormaps
+        from matplotlib import colormaps, colors
 
-        return colormaps["viridis"](0.9 * float(profile.split(":")[1]))
+        return colors.to_hex(colormaps["viridis"](0.9 * float(profile.split(":")[1])))
     return OKABE_ITO[(index + 3) % len(OKABE_ITO)]
 
 
@@ -69,8 +69,9 @@ def serial_position(table: pd.DataFrame, presentation: int | None = None):
         ax.scatter(mean.index, mean.values, facecolors=np.where(memorized, c, "white"), edgecolors=c,
                    zorder=3)
     ax.axhline(1 / n_items, color="grey", linestyle="--", linewidth=1, label="chance")
-    ax.set(xlabel="item position in the sequence", ylabel="memorization performance", ylim=(0, 1.02),
-           xticks=range(1, n_items + 1) if n_items <= 15 else None)
+    ax.set(xlabel="item position in the sequence", ylabel="memorization performance", ylim=(0, 1.02))
+    if n_items <= 15:
+        ax.set_xticks(range(1, n_items + 1))
     when = "the last presentation" if presentation is None else f"presentation {presentation}"
     ax.set_title(f"Serial position after {when} ({table['trial'].nunique()} trials)")
     ax.legend(frameon=False, fontsize=9)
