@@ -108,3 +108,14 @@ def test_every_registry_entry_runs_through_the_engine(name):
     assert n_presentations == expected
     assert set(table["profile"]) == set(spec.profiles)
     assert table["poisoned"].any() == (spec.sequence == "poisoning")
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    import platform
+
+    from metaplastic._memory import keep_freed_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.fail("this project's machines run glibc; the tuning must apply there")
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True          # idempotent

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from metaplastic._memory import keep_freed_memory
 from metaplastic.data.mnist import DigitSource, load_digits
 from metaplastic.data.two_digit import source_fingerprint
 from metaplastic.engine import run_trials, trial_classes
@@ -45,6 +46,8 @@ class Lab:
 
     def __init__(self, *, data_dir=None, cache_dir=None, backbone: str = "auto",
                  device: str = "cpu", download: bool = True):
+        if device == "cpu":
+            keep_freed_memory()  # large stacked tensors: reuse the heap (see metaplastic._memory)
         self.digits: DigitSource = load_digits(data_dir, download=download)
         self.backbone = load_backbone(backbone)
         self.cache = FeatureCache(cache_dir or default_cache_dir(), self.backbone,
