@@ -133,7 +133,7 @@ def _per_trial(table: pd.DataFrame, profile: str, fn: Callable[[pd.DataFrame], f
     return np.array([fn(group) for _, group in rows.groupby("trial")], dtype=float)
 
 
-def compare_per_trial(statement_a: str, better: str, worse: str,
+def compare_per_trial(what: str, better: str, worse: str,
                       fn: Callable[[pd.DataFrame], float]) -> Callable:
     """``fn`` per trial for two profiles; holds when ``better`` exceeds ``worse`` (one-sided)."""
 
@@ -144,7 +144,7 @@ def compare_per_trial(statement_a: str, better: str, worse: str,
         spread = np.ptp(np.r_[a, b]) > 0
         p = stats.compare(a, b, alternative="greater")[1] if spread else None
         sd = lambda x: x.std(ddof=1) if len(x) > 1 else 0.0  # noqa: E731
-        return Measured(f"{statement_a}: {better} {a.mean():.3f} +- {sd(a):.3f}, "
+        return Measured(f"{what}: {better} {a.mean():.3f} +- {sd(a):.3f}, "
                         f"{worse} {b.mean():.3f} +- {sd(b):.3f}",
                         "one-sided two-sample t-test", p,
                         _verdict(a.mean() > b.mean(), p, min(len(a), len(b))))
