@@ -68,8 +68,9 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike,
                    progress: bool = True) -> RunResult:
     start = time.perf_counter()
     store = RunStore(out, config, lab.provenance())
-    todo = [t for t in range(config.trials) if t not in store.finished_trials()]
     table = store.records()
+    finished = set() if table is None else set(int(t) for t in table["trial"].unique())
+    todo = [t for t in range(config.trials) if t not in finished]
     if todo:
         cached = lab.features(config, todo, progress=progress)
         features = lambda name, split, n: cached[(name, split)]  # noqa: E731
