@@ -65,25 +65,204 @@ def frequency(order: list[int] | np.ndarray) -> list[Presentation]:
     return [Presentation(k - 1, k - 1) for k in order]
 
 
+FREQUENCY_SCHEDULES_FILE = "frequency_profiles.csv"
+"""The authors' published schedules (Fig. 5), looked up by the caller in the data folder."""
+
+
 def load_frequency_profiles(path: str | Path) -> list[list[int]]:
-    """The published presentation orders: one row a profile, entries 1-based item numbers."""
-    with open(path, newline="") as handle:
-        return [[int(v) for v in row] for row in csv.reader(handle) if row]
+    """The published presentation orders: one row a profile, entries 1-based item numbers.
+
+    Blank lines are skipped; row numbers in errors count the non-blank rows
+    from 1 (as ``published_frequency_schedules`` does) and also give the line.
+    A malformed file raises ``ValueError`` naming the file, the row and what
+    is wrong.
+    """
+    profiles: list[list[int]] = []
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.reader(handle)
+            for fields in reader:
+                if not fields or all(not f.strip() for f in fields):
+                    continue
+                row = len(profiles) + 1
+                where = f"{path}: row {row} (line {reader.line_num})"
+                order = []
+                for column, field in enumerate(fields, 1):
+                    try:
+                        value = int(field)
+                    except ValueError:
+                        raise ValueError(f"{where}, entry {column}: {field!r} is not an integer "
+                                         f"item number") from None
+                    if value < 1:
+                        raise ValueError(f"{where}, entry {column}: item number {value} is below 1 "
+                                         f"(entries are 1-based item numbers)")
+                    order.append(value)
+                profiles.append(order)
+    except csv.Error as error:
+        raise ValueError(f"{path}: not a readable CSV file ({error})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text CSV file (undecodable bytes)") from None
+    if not profiles:
+        raise ValueError(f"{path}: empty file, no schedule rows")
+    return profiles
+
+
+def item_frequencies(order: list[int] | np.ndarray) -> dict[int, int]:
+    """How many times each item of ``order`` is presented, keyed by item in ascending order.
+
+    >>> item_frequencies([2, 1, 2, 3, 2])
+    {1: 1, 2: 3, 3: 1}
+    """
+    items, counts = np.unique(np.asarray(order, dtype=int), return_counts=True)
+    return {int(i): int(c) for i, c in zip(items, counts)}
+
+
+def schedule_correlations(order: list[int] | np.ndarray) -> dict[str, float]:
+    """Spearman correlation over the items between frequency and where they are presented.
+
+    Keys: ``"first"``, ``"last"``, ``"mean"``: correlation of each item's
+    frequency with the 1-based position of its first presentation, of its
+    last presentation, and the mean position of its presentations (ties
+    handled as scipy's ``spearmanr`` does). NaN when all frequencies are equal.
+
+    >>> {k: round(v, 2) for k, v in schedule_correlations([2, 3, 3, 1, 3, 2]).items()}
+    {'first': -0.5, 'last': 0.5, 'mean': -1.0}
+    """
+    order = np.asarray(order, dtype=int)
+    frequencies = item_frequencies(order)
+    items = np.array(list(frequencies))
+    counts = np.array(list(frequencies.values()))
+    position = np.arange(1, len(order) + 1)
+    at = [position[order == i] for i in items]
+    summary = {"first": [p[0] for p in at], "last": [p[-1] for p in at], "mean": [p.mean() for p in at]}
+    if len(set(counts.tolist())) == 1:
+        return {key: float("nan") for key in summary}
+    return {key: float(spearmanr(counts, value).statistic) for key, value in summary.items()}
+
+
+def published_frequency_schedules(profiles: list[list[int]], n_items: int) -> list[tuple[int, list[int]]]:
+    """(1-based row number, order) of every profile in which item i is presented exactly i times.
+
+    The paper (section 3.4) presents item i i times, i = 1..n_items; in the
+    published file that holds for rows 1-17 with ``n_items=10``; rows 18-20
+    give the items other frequencies and are left out.
+    """
+    wanted = {i: i for i in range(1, n_items + 1)}
+    found = [(row, list(order)) for row, order in enumerate(profiles, 1)
+             if item_frequencies(order) == wanted]
+    if not found:
+        seen = "; ".join(f"row {row}: " + " ".join(f"{i}:{c}" for i, c in item_frequencies(order).items())
+                         for row, order in enumerate(profiles, 1))
+        raise ValueError(f"no schedule presents item i exactly i times for i = 1..{n_items}; "
+                         f"item:frequency by row: {seen or 'no rows'}")
+    return found
+
+
+def schedule_for_trial(schedules: list[tuple[int, list[int]]], trial: int) -> tuple[int, list[int]]:
+    """The schedule of trial ``trial`` (0-based): ``schedules[trial mod K]``, cycling through K.
+
+    >>> schedule_for_trial([(1, [1]), (2, [1])], 3)
+    (2, [1])
+    """
+    if not schedules:
+        raise ValueError("no schedules to choose from")
+    if trial < 0:
+        raise ValueError(f"trial must be >= 0, got {trial}")
+    return schedules[trial % len(schedules)]
+
+
+def _min_abs_rank_correlation(n: int) -> float:
+    """Smallest |Spearman| between 1..n and a permutation of it (no ties).
+
+    rho = 1 - 6 S / (n (n^2 - 1)) with S the sum of squared rank
+    differences. For n >= 4 every even S from 0 to (n^3 - n) / 3 occurs
+    (checked by enumeration for n <= 9; the gaps of n = 3 close from n = 4 on),
+    so the smallest |rho| is that of the even S nearest n (n^2 - 1) / 6.
+    For n = 3 the values are +-1 and +-0.5.
+    """
+    if n <= 2:
+        return 1.0
+    if n == 3:
+        return 0.5
+    den = n * (n * n - 1)
+    centre = den / 6
+    candidates = (2 * int(centre // 2), 2 * int(centre // 2) + 2)
+    return min(abs(1 - 6 * s / den) for s in candidates)
 
 
 def generate_frequency_profile(n_items: int, rng: np.random.Generator,
-                               max_abs_correlation: float = 0.2) -> list[int]:
-    """Item i presented i times, shuffled until order and frequency are weakly correlated.
+                               max_abs_last_correlation: float = 0.12) -> list[int]:
+    """Item i presented i times, with recency decoupled from frequency.
 
-    "Weakly" is measured as the Spearman correlation between each
-    presentation's position and its item's frequency.
+    The published schedules (Fig. 5) keep |Spearman(frequency, position of an
+    item's last presentation)| within about 0.12 (protocol.md section 9). A
+    plain shuffle does not: frequent items tend to be presented last, so the
+    last-position correlation is strongly positive and order (recency) and
+    frequency are confounded. Drawn in two exact steps:
+
+    1. The order in which the items are last presented: a uniformly random
+       permutation among those with |rho_last| <= ``max_abs_last_correlation``
+       (rejection in vectorised batches; at the default bound at least 8% of
+       permutations pass for every n >= 4, about 27% for n = 10).
+    2. The other presentations: uniformly random among all schedules with
+       that last-presentation order. Read backwards, the schedule must show
+       the items for the first time in the reverse of that order; built from
+       the item seen last backwards, each item puts one presentation at the
+       front and its other i - 1 uniformly among the places after it, which
+       gives every such schedule the same probability.
+
+    Like the published rows, the first-position correlation then comes out
+    strongly negative (frequent items start early); the order measure that
+    matters, the last position, is bounded.
+
+    The old rule "the schedule does not end in a run of the most frequent
+    item" is dropped: the bound on the last position already controls the
+    recency of frequent items, and the chance that the last n presentations
+    are all item n is below 1 / C(T - 1, n - 1) (T = n (n + 1) / 2;
+    about 2e-10 for n = 10); for n = 4 the bound itself forbids item 4 last.
+
+    With distinct frequencies the last-position correlation is a rank
+    correlation of a permutation, so it cannot come closer to 0 than
+    +-0.5 for n = 3 (0.029 for n = 6, 0 for most other n); a bound below
+    what n allows raises ``ValueError``. Deterministic given ``rng``.
+
+    >>> order = generate_frequency_profile(10, np.random.default_rng(0))
+    >>> len(order), abs(schedule_correlations(order)["last"]) <= 0.12
+    (55, True)
     """
-    order = np.repeat(np.arange(1, n_items + 1), np.arange(1, n_items + 1))
-    while True:
-        rng.shuffle(order)
-        rho = spearmanr(np.arange(len(order)), order).statistic
-        if abs(rho) <= max_abs_correlation and set(order[-n_items:]) != {n_items}:
-            return order.tolist()
+    if n_items < 2:
+        raise ValueError(f"a frequency schedule needs at least 2 items, got {n_items}")
+    floor = _min_abs_rank_correlation(n_items)
+    if max_abs_last_correlation < floor - 1e-12:
+        raise ValueError(f"with {n_items} items |Spearman(frequency, last position)| cannot be below "
+                         f"{floor:.3f}; got max_abs_last_correlation={max_abs_last_correlation} "
+                         f"(use n_items >= 4 or a looser bound)")
+    items = np.arange(1, n_items + 1)
+    den = n_items * (n_items * n_items - 1)
+    # Step 1. last_rank[k]: 0-based rank of the last presentation of item k + 1 among the items.
+    for _ in range(200):
+        ranks = np.argsort(rng.random((128, n_items)), axis=1)
+        rho = 1 - 6 * ((ranks - np.arange(n_items)) ** 2).sum(axis=1) / den  # ties impossible
+        ok = np.flatnonzero(np.abs(rho) <= max_abs_last_correlation + 1e-12)
+        if len(ok):
+            last_rank = ranks[ok[0]]
+            break
+    else:
+        raise ValueError(f"max_abs_last_correlation={max_abs_last_correlation} is too tight to sample "
+                         f"for {n_items} items (no permutation passed in 25,600 draws)")
+    last_order = items[np.argsort(last_rank)]           # items by when they are last presented
+    # Step 2. Build the reversed schedule from the item whose last presentation comes first.
+    reversed_schedule = np.empty(0, dtype=int)
+    for item in last_order:
+        others = item - 1                                # presentations before its last
+        slots = len(reversed_schedule) + others
+        mine = np.zeros(slots, dtype=bool)
+        mine[rng.choice(slots, size=others, replace=False)] = True
+        grown = np.empty(slots, dtype=int)
+        grown[mine] = item
+        grown[~mine] = reversed_schedule
+        reversed_schedule = np.concatenate(([item], grown))
+    return reversed_schedule[::-1].tolist()
 
 
 # --------------------------------------------------------------------------- task sets
