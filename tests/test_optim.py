@@ -112,31 +112,72 @@ def test_scale_is_one_before_first_boundary_and_follows_eq2_after():
     opt = MetaplasticSGD(model.parameters(), lr=0.05, alpha=30.0, flexibility=f,
                          generator=torch.Generator().manual_seed(4))
     weight = model[0].weight
-    assert torch.equal(opt.state[weight]["scale"], torch.ones_like(weight))
+    assert "scale" not in opt.state[weight]               # created lazily, at the first step
     assert "scale" not in opt.state[model[0].bias]        # biases learn at the plain rate
+    start = weight.detach().clone()
     train(model, opt, [(x.double(), y) for x, y in batches(5)])
     state = opt.state[weight]
+    assert torch.equal(state["initial"], start)
     assert torch.equal(state["scale"], torch.ones_like(weight))  # held until consolidate()
     opt.consolidate()
-    expected = plasticity_scale(state["flexibility"], weight.detach() - state["initial"], 30.0)
+    expected = plasticity_scale(opt.flexibility_of(weight), weight.detach() - state["initial"], 30.0)
     assert torch.equal(state["scale"], expected)
     assert state["scale"].min() < 0.99
 
 
-def test_state_holds_three_tensors_per_weight_and_scales_biases_on_request():
+def tensor_bytes(opt, p):
+    return sum(v.numel() * v.element_size() for v in opt.state[p].values()
+               if isinstance(v, torch.Tensor) and v.numel() == p.numel())
+
+
+@pytest.mark.parametrize(
+    "flexibility, keys, nbytes",
+    [
+        ("hybrid", {"flexibility_rng", "initial", "scale"}, 8),
+        (pl.biased(0.5, toward="stable"), {"flexibility_rng", "initial", "scale"}, 8),
+        (pl.beta(2.0, 2.0), {"flexibility", "initial", "scale"}, 12),
+        (0.3, {"initial", "scale"}, 8),                  # a constant: no per-weight flexibility
+        ("conventional", set(), 0),                      # f = 1: plain SGD, no state at all
+        (0.0, set(), 0),                                 # f = 0: frozen, no state at all
+    ],
+    ids=["hybrid", "biased", "beta", "constant", "conventional", "frozen"],
+)
+def test_state_per_profile_and_bytes_per_weight(flexibility, keys, nbytes):
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=1.0, flexibility=flexibility,
+                         generator=torch.Generator().manual_seed(0))
+    train(model, opt, batches(2), boundaries={0, 1})
+    weight = model[0].weight
+    assert set(opt.state.get(weight, {})) == keys
+    assert tensor_bytes(opt, weight) == nbytes * weight.numel()
+    assert not opt.state.get(model[0].bias)
+
+
+def test_explicit_flexibility_is_stored_once_in_its_own_dtype():
+    w = torch.nn.Parameter(torch.randn(6, 5))
+    f = torch.rand(6, 5, generator=torch.Generator().manual_seed(0)).half()
+    opt = MetaplasticSGD([w], lr=0.1, alpha=1.0, flexibility=f)
+    assert opt.param_groups[0]["flexibility"] == {"profile": "explicit", "shape": [6, 5]}
+    assert opt.state[w]["flexibility"].dtype == torch.float16      # 2 bytes per weight
+    assert torch.equal(opt.flexibility_of(w), f.float())
+
+
+def test_scale_biases_on_request():
     model = make_mlp()
     opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=1.0, flexibility="hybrid",
                          scale_biases=True)
+    opt.consolidate()
     for p in model.parameters():
-        assert set(opt.state[p]) == {"flexibility", "initial", "scale"}
-        assert opt.state[p]["flexibility"].shape == p.shape
+        assert opt.state[p]["scale"].shape == p.shape
+        assert opt.flexibility_of(p).shape == p.shape
 
 
 def test_scaled_group_flag_overrides_dimension_rule():
     stacked_bias = torch.nn.Parameter(torch.zeros(3, 5))        # [B, out] bias, 2-d
     weight = torch.nn.Parameter(torch.randn(3, 5, 4))
     opt = MetaplasticSGD([{"params": [weight]}, {"params": [stacked_bias], "scaled": False}],
-                         lr=0.1, alpha=1.0, flexibility=0.0)
+                         lr=0.1, alpha=1.0, flexibility=0.5)
+    opt.consolidate()
     assert "scale" in opt.state[weight] and "scale" not in opt.state[stacked_bias]
 
 
@@ -145,10 +186,13 @@ def test_flexibility_drawn_from_generator_is_reproducible():
         model = make_mlp()
         opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=1.0, flexibility="hybrid",
                              generator=torch.Generator().manual_seed(seed))
-        return opt.state[model[0].weight]["flexibility"]
+        opt.consolidate()
+        return opt.flexibility_of(model[0].weight)
 
     assert torch.equal(flex(7), flex(7))
     assert not torch.equal(flex(7), flex(8))
+    # The first weight's draw is the generator's first draw, redrawn identically at each boundary.
+    assert torch.equal(flex(7), pl.uniform().sample((16, 12), torch.Generator().manual_seed(7)))
 
 
 def test_param_groups_have_their_own_settings():
@@ -156,8 +200,8 @@ def test_param_groups_have_their_own_settings():
     opt = MetaplasticSGD([{"params": model[0].parameters(), "flexibility": "stable", "lr": 0.01},
                           {"params": model[2].parameters()}], lr=0.1, alpha=2.0,
                          flexibility="conventional")
-    assert torch.all(opt.state[model[0].weight]["flexibility"] == 0.3)
-    assert torch.all(opt.state[model[2].weight]["flexibility"] == 1.0)
+    assert torch.all(opt.flexibility_of(model[0].weight) == 0.3)
+    assert torch.all(opt.flexibility_of(model[2].weight) == 1.0)
     assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[1]["lr"] == 0.1
 
 
@@ -199,13 +243,19 @@ def test_state_dict_round_trip_resumes_bit_identically(momentum):
                            momentum=momentum, generator=torch.Generator().manual_seed(2))
     fresh.load_state_dict(saved)
     for p, q in zip(model.parameters(), clone.parameters()):
-        for key in opt.state[p]:
-            assert torch.equal(opt.state[p][key], fresh.state[q][key])
+        for key, value in opt.state[p].items():
+            assert _same(value, fresh.state[q][key])
 
     train(model, opt, data[10:], boundaries={0, 10})
     train(clone, fresh, data[10:], boundaries={0, 10})
     for a, b in zip(params_of(model), params_of(clone)):
         assert torch.equal(a, b)
+
+
+def _same(a, b):
+    if isinstance(a, torch.Tensor):
+        return a.dtype == b.dtype and torch.equal(a, b)
+    return a == b
 
 
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.8, 0.01)])
@@ -268,3 +318,198 @@ def test_bad_arguments_raise_value_errors(kwargs, message):
     settings = dict(lr=0.1, alpha=1.0, flexibility="hybrid") | kwargs
     with pytest.raises(ValueError, match=re.escape(message)):
         MetaplasticSGD([torch.nn.Parameter(torch.zeros(4, 3))], **settings)
+
+
+# ----------------------------------------------------------- state that follows the model
+
+
+def test_weights_loaded_after_construction_are_the_initial_weights():
+    # Build the optimizer, then load pretrained weights: S must measure drift from the loaded ones.
+    pretrained = make_mlp(seed=42).state_dict()
+    data = batches(10)
+    late = make_mlp(seed=0)
+    opt_late = MetaplasticSGD(late.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid",
+                              generator=torch.Generator().manual_seed(3))
+    late.load_state_dict(pretrained)
+    early = make_mlp(seed=0)
+    early.load_state_dict(pretrained)
+    opt_early = MetaplasticSGD(early.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid",
+                               generator=torch.Generator().manual_seed(3))
+    for model, opt in ((late, opt_late), (early, opt_early)):
+        train(model, opt, data, boundaries={0, 5})          # two items
+    weight = late[0].weight
+    assert torch.equal(opt_late.state[weight]["initial"], pretrained["0.weight"])
+    assert opt_late.state[weight]["scale"].mean() > 0.9      # small drift, not "every S is 0"
+    for a, b in zip(params_of(late), params_of(early)):
+        assert torch.equal(a, b)
+
+
+def test_model_moved_to_float64_after_construction_gets_float64_state():
+    data = [(x.double(), y) for x, y in batches(6)]
+    moved = make_mlp()
+    opt = MetaplasticSGD(moved.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid",
+                         generator=torch.Generator().manual_seed(3))
+    moved.to(torch.float64)
+    built = make_mlp(dtype=torch.float64)
+    reference = MetaplasticSGD(built.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid",
+                               generator=torch.Generator().manual_seed(3))
+    train(moved, opt, data, boundaries={0, 3})
+    train(built, reference, data, boundaries={0, 3})
+    state = opt.state[moved[0].weight]
+    assert state["initial"].dtype == torch.float64 and state["scale"].dtype == torch.float64
+    for a, b in zip(params_of(moved), params_of(built)):
+        assert torch.equal(a, b)
+
+
+def test_state_follows_a_move_after_training_started():
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid", momentum=0.5)
+    train(model, opt, batches(4), boundaries={0, 2})
+    initial = opt.state[model[0].weight]["initial"].clone()
+    model.double()
+    train(model, opt, [(x.double(), y) for x, y in batches(4)], boundaries={0})
+    state = opt.state[model[0].weight]
+    assert state["initial"].dtype == state["scale"].dtype == state["momentum_buffer"].dtype == torch.float64
+    assert torch.equal(state["initial"], initial.double())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_weights_are_refused_with_a_clear_message(dtype):
+    with pytest.raises(ValueError, match=r"torch\.(bfloat16|float16): .*float32 master weights"):
+        MetaplasticSGD(make_mlp().to(dtype).parameters(), lr=0.1, alpha=1.0, flexibility="hybrid")
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=1.0, flexibility="hybrid")
+    model.to(dtype)                                  # moved after construction: refused at the boundary
+    with pytest.raises(ValueError, match="float32 master weights"):
+        opt.consolidate()
+    # Conventional (f = 1) is plain SGD and keeps no state: low precision is the user's choice.
+    MetaplasticSGD(make_mlp().to(dtype).parameters(), lr=0.1, alpha=1.0, flexibility=1.0)
+
+
+def test_frozen_parameters_get_no_state_and_draw_when_unfrozen():
+    model = make_mlp()
+    model[0].weight.requires_grad_(False)
+    opt = MetaplasticSGD(model.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid",
+                         generator=torch.Generator().manual_seed(0))
+    train(model, opt, batches(4), boundaries={0, 2})
+    assert not opt.state.get(model[0].weight)
+    assert set(opt.state[model[2].weight]) == {"flexibility_rng", "initial", "scale"}
+    model[0].weight.requires_grad_(True)              # unfrozen: flexibility drawn at its first boundary
+    before = model[0].weight.detach().clone()
+    train(model, opt, batches(4), boundaries={0, 2})
+    assert torch.equal(opt.state[model[0].weight]["initial"], before)
+    assert not torch.equal(model[0].weight, before)
+
+
+def test_reanchor_takes_current_weights_as_initial():
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.5, alpha=50.0, flexibility="hybrid")
+    train(model, opt, batches(10), boundaries={0, 5})
+    opt.consolidate()
+    weight = model[0].weight
+    assert opt.state[weight]["scale"].min() < 0.5
+    opt.reanchor()
+    opt.consolidate()
+    assert torch.equal(opt.state[weight]["initial"], weight.detach())
+    f = opt.flexibility_of(weight)
+    assert torch.equal(opt.state[weight]["scale"], (f > 0).float())
+
+
+def test_a_wiped_state_is_rebuilt_not_a_crash():
+    # What a framework resetting the optimizer (optimizer.state = defaultdict(dict)) leaves behind.
+    from collections import defaultdict
+
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.05, alpha=10.0, flexibility="hybrid")
+    opt.state = defaultdict(dict)
+    train(model, opt, batches(4), boundaries={0, 2})
+    assert set(opt.state[model[0].weight]) == {"flexibility_rng", "initial", "scale"}
+
+
+# ------------------------------------------------------------------ plain-data state dict
+
+
+@pytest.mark.parametrize("scale_dtype", [None, torch.bfloat16])
+@pytest.mark.parametrize("flexibility", ["hybrid", 0.4, pl.beta(2.0, 3.0), "explicit"])
+def test_state_dict_loads_with_weights_only_and_resumes_bit_identically(flexibility, scale_dtype):
+    import io
+
+    data = batches(16)
+    model = make_mlp()
+    if flexibility == "explicit":
+        flexibility = torch.rand(16, 12, generator=torch.Generator().manual_seed(0))
+        groups = [{"params": [model[0].weight], "flexibility": flexibility},
+                  {"params": [model[0].bias, model[2].weight, model[2].bias], "flexibility": 0.7}]
+    else:
+        groups = model.parameters()
+    settings = dict(lr=0.05, alpha=20.0, flexibility=0.5, momentum=0.5, scale_dtype=scale_dtype)
+    opt = MetaplasticSGD(groups, **(settings | ({} if isinstance(groups, list) else
+                                                {"flexibility": flexibility})),
+                         generator=torch.Generator().manual_seed(1))
+    train(model, opt, data[:8], boundaries={0, 4})
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+
+    clone = make_mlp(seed=99)
+    clone.load_state_dict(saved["model"])
+    groups = ([{"params": [clone[0].weight], "flexibility": torch.full((16, 12), 0.5)},
+               {"params": [clone[0].bias, clone[2].weight, clone[2].bias], "flexibility": 0.7}]
+              if isinstance(groups, list) else clone.parameters())
+    fresh = MetaplasticSGD(groups, **(settings | {"flexibility": 1.0}),
+                           generator=torch.Generator().manual_seed(2))
+    fresh.load_state_dict(saved["optimizer"])
+    for p, q in zip(model.parameters(), clone.parameters()):
+        assert opt.state[p].keys() == fresh.state[q].keys()
+        for key, value in opt.state[p].items():
+            assert _same(value, fresh.state[q][key]), key
+    train(model, opt, data[8:], boundaries={0, 4})
+    train(clone, fresh, data[8:], boundaries={0, 4})
+    for a, b in zip(params_of(model), params_of(clone)):
+        assert torch.equal(a, b)
+
+
+def test_param_groups_are_plain_data():
+    import json
+
+    opt = MetaplasticSGD([{"params": make_mlp().parameters(), "flexibility": pl.biased(0.5)}],
+                         lr=0.1, alpha=1.0, flexibility="hybrid", scale_dtype=torch.bfloat16,
+                         generator=torch.Generator().manual_seed(0))
+    groups = opt.state_dict()["param_groups"]
+    text = json.dumps(groups)                           # numbers, strings, lists, None only
+    assert '"profile": "biased"' in text and '"scale_dtype": "bfloat16"' in text
+
+
+# ------------------------------------------------------------------ S stored in bfloat16
+
+
+@pytest.mark.parametrize("foreach", [True, False])
+def test_bfloat16_scale_is_stored_small_and_steps_like_rounded_fp32(foreach):
+    data = batches(12)
+    results = []
+    for scale_dtype in (torch.bfloat16, None):
+        model = make_mlp()
+        opt = MetaplasticSGD(model.parameters(), lr=0.5, alpha=30.0, flexibility="hybrid",
+                             generator=torch.Generator().manual_seed(0), scale_dtype=scale_dtype,
+                             foreach=foreach)
+        train(model, opt, data[:6], boundaries={0, 3})
+        results.append((model, opt))
+    (m16, o16), (m32, o32) = results
+    w16, w32 = m16[0].weight, m32[0].weight
+    assert o16.state[w16]["scale"].dtype == torch.bfloat16
+    assert tensor_bytes(o16, w16) == 6 * w16.numel()
+    torch.testing.assert_close(o16.state[w16]["scale"].float(), o32.state[w32]["scale"],
+                               rtol=2**-8, atol=0)
+    # One step with S rounded to bfloat16 is the fp32 step with that rounded S.
+    o32.state[w32]["scale"].copy_(o16.state[w16]["scale"])
+    m32.load_state_dict(m16.state_dict())
+    train(m16, o16, data[6:7])
+    train(m32, o32, data[6:7])
+    assert torch.equal(w16, w32)
+
+
+def test_bad_scale_dtype_is_refused():
+    with pytest.raises(ValueError, match="scale_dtype must be None or a floating dtype"):
+        MetaplasticSGD(make_mlp().parameters(), lr=0.1, alpha=1.0, flexibility="hybrid",
+                       scale_dtype=torch.int8)

@@ -176,3 +176,28 @@ def _escape(text):
     import re
 
     return re.escape(text)
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=repr)
+def test_description_is_plain_data_and_rebuilds_the_profile(profile):
+    import json
+
+    description = pl.describe_profile(profile)
+    assert json.loads(json.dumps(description)) == description
+    assert pl.resolve_profile(description) == profile
+
+
+def test_explicit_and_custom_profiles_are_described_but_not_rebuilt():
+    class Halves:
+        def sample(self, shape, generator=None):
+            return torch.full(tuple(shape), 0.5)
+
+    explicit = pl.describe_profile(pl.resolve_profile(torch.full((2, 3), 0.5)))
+    custom = pl.describe_profile(Halves())
+    assert explicit == {"profile": "explicit", "shape": [2, 3]}
+    assert custom["profile"] == "custom" and "Halves" in custom["repr"]
+    for description in (explicit, custom):
+        with pytest.raises(ValueError, match="cannot be rebuilt"):
+            pl.resolve_profile(description)
+    with pytest.raises(ValueError, match="unknown profile description"):
+        pl.resolve_profile({"profile": "gaussian"})

@@ -3,7 +3,7 @@
 The public API is what this module re-exports.
 """
 
-from metaplastic.optim import MetaplasticSGD, metaplastic_sgd
+from metaplastic.optim import METAPLASTIC_STATE_KEYS, MetaplasticSGD, metaplastic_sgd
 from metaplastic.plasticity import (
     NAMED_PROFILES,
     Beta,
@@ -15,6 +15,7 @@ from metaplastic.plasticity import (
     beta,
     biased,
     constant,
+    describe_profile,
     plasticity_scale,
     resolve_profile,
     uniform,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MetaplasticSGD",
     "metaplastic_sgd",
+    "METAPLASTIC_STATE_KEYS",
     "plasticity_scale",
     "FlexibilityProfile",
     "Constant",
@@ -37,6 +39,7 @@ __all__ = [
     "biased",
     "beta",
     "resolve_profile",
+    "describe_profile",
     "NAMED_PROFILES",
     "__version__",
 ]

@@ -41,6 +41,27 @@ def check_flexibility_tensor(name: str, tensor: torch.Tensor) -> None:
                          f"({int(bad.sum())} bad entries)")
 
 
+def check_master_dtype(name: str, dtype: torch.dtype) -> None:
+    """Refuse weights too coarse to hold the drifts the rule measures (float32 or float64 only)."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            f"{name} is {dtype}: MetaplasticSGD measures drifts of about 1e-6, which {dtype} "
+            f"weights cannot hold (a step that small rounds away); keep float32 master weights "
+            f"(torch.autocast can still run the matrix products in low precision)")
+
+
+def check_scale_dtype(value) -> str | None:
+    """``scale_dtype``: ``None`` or a floating dtype (or its name); returns the name, plain data."""
+    if value is None:
+        return None
+    name = value.removeprefix("torch.") if isinstance(value, str) else str(value).removeprefix("torch.")
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"scale_dtype must be None or a floating dtype such as torch.bfloat16, "
+                         f"got {value!r}")
+    return name
+
+
 def _interval(low, high, low_open, high_open) -> str:
     left = "(" if low_open or low is None else "["
     right = ")" if high_open or high is None else "]"

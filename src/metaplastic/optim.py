@@ -14,10 +14,25 @@ from collections.abc import Iterable
 import torch
 from torch.optim import Optimizer
 
-from metaplastic._checks import check_flexibility_tensor, check_number
-from metaplastic.plasticity import ProfileSpec, plasticity_scale, resolve_profile
+from metaplastic._checks import (
+    check_flexibility_tensor,
+    check_master_dtype,
+    check_number,
+    check_scale_dtype,
+)
+from metaplastic.plasticity import (
+    Constant,
+    ProfileSpec,
+    describe_profile,
+    plasticity_scale,
+    resolve_profile,
+)
 
-__all__ = ["MetaplasticSGD", "metaplastic_sgd"]
+__all__ = ["MetaplasticSGD", "metaplastic_sgd", "METAPLASTIC_STATE_KEYS"]
+
+#: The per-parameter state entries that carry the rule (momentum buffers aside):
+#: what must survive when a training framework resets an optimizer's state.
+METAPLASTIC_STATE_KEYS = ("flexibility", "flexibility_rng", "initial", "scale")
 
 
 class MetaplasticSGD(Optimizer):
@@ -41,18 +56,43 @@ class MetaplasticSGD(Optimizer):
     Before the first ``consolidate()`` the drift is zero, so S = 1 for f > 0.
 
     Which parameters are scaled: those with ``dim >= 2`` (weights, also stacked
-    ``[B, out, in]`` weights: the rule is elementwise). 1-d parameters (biases)
+    ``[B, in, out]`` weights: the rule is elementwise). 1-d parameters (biases)
     learn at the plain rate, as in the paper, unless ``scale_biases=True``. A
     param group may set ``"scaled": True/False`` to decide for all of its
-    parameters (useful for stacked biases shaped ``[B, out]``).
+    parameters (useful for stacked biases shaped ``[B, out]``). Parameters with
+    ``requires_grad=False`` when the optimizer is built get no state (see below
+    if they are unfrozen later).
+
+    **State follows the model.** The initial weights :math:`w_0` and S are
+    created lazily, at the first :meth:`consolidate` or :meth:`step`, from the
+    parameter as it is then (device, dtype and values): loading pretrained
+    weights into the model, or ``model.to(device or dtype)``, after building
+    the optimizer is safe. If the model moves after that, the state follows it
+    at the next boundary or step. :meth:`reanchor` takes the current weights as
+    the new :math:`w_0` (for example after loading weights into a model whose
+    optimizer has already trained).
+
+    **Flexibilities** are drawn at construction from ``generator`` (or torch's
+    global generator), parameter after parameter, so the draws are
+    reproducible. What is kept of them: nothing for a constant profile (the
+    number is in the param group); for the built-in random profiles
+    (``uniform``, ``biased``, ``"hybrid"``) only the generator's state before
+    the draw, from which every :meth:`consolidate` draws the same values again
+    (bit-identical, no per-weight memory); for an explicit tensor, a Beta
+    profile or a custom profile, the tensor itself, in the dtype it came in
+    (pass a float16 tensor to halve it). A parameter that receives a gradient
+    without a flexibility (frozen at construction then unfrozen, or appended
+    to ``param_groups`` by hand) draws one at its first boundary or step.
 
     Args:
         params: parameters or param groups. A group may override ``lr``,
             ``alpha``, ``flexibility``, ``momentum``, ``weight_decay``,
-            ``scale_biases`` and ``scaled``.
+            ``scale_biases``, ``scale_dtype`` and ``scaled``.
         lr: learning rate :math:`\eta` (>= 0).
         alpha: width of S, Eq. 2 (>= 0). The reference uses 4e5 (10 items) and
-            2e5 (30 items), tuned to its scale of ``dw`` (about 1e-6).
+            2e5 (30 items), tuned to its scale of ``dw`` (about 1e-6); see
+            ``docs/optimizer.md`` and :func:`metaplastic.suggest_alpha` for a
+            new model.
         flexibility: a profile (:mod:`metaplastic.plasticity`), a profile name
             (``"conventional"``, ``"stable"``, ``"hybrid"``), a number in [0, 1]
             (a constant profile) or a tensor with the shape of the parameter.
@@ -61,18 +101,32 @@ class MetaplasticSGD(Optimizer):
         generator: the ``torch.Generator`` the flexibilities are drawn from,
             for reproducible networks.
         scale_biases: scale 1-d parameters by S too.
+        scale_dtype: dtype in which S is stored (``None``: the parameter's).
+            ``torch.bfloat16`` halves S's memory; S only multiplies the
+            learning rate, so its 3 significant digits are enough. On a GPU the
+            step reads fewer bytes; on a CPU torch converts S to float32 first,
+            which makes the step slower (docs/benchmarks.md).
         foreach: use the ``foreach`` kernel (default) or the single-tensor
             reference kernel (``False``). Both compute the same update.
+
+    Scaled parameters must be float32 or float64: a drift of 1e-6 is below
+    the resolution of bfloat16 or float16 weights, so those are refused with
+    an error (keep float32 master weights; autocast may still run the matrix
+    products in low precision).
 
     Departures from the paper, both off by default: with momentum or weight
     decay, S scales the whole step ``d = momentum * d + grad + wd * w``, so
     an f = 0 weight stays frozen whatever the other terms say.
 
-    Memory: three extra tensors per scaled weight, each of the weight's size
-    and dtype: its flexibility, its initial value and its current S (momentum
-    adds a fourth, as in ``torch.optim.SGD``). For the paper's head
-    (FC6 9216x4096, FC7 4096x4096, FC8 4096xN) that is 3 x 54.6 M floats,
-    about 655 MB in float32, beside the 218 MB of the weights.
+    Memory per scaled weight: the initial value and S (8 bytes in float32, 6
+    with ``scale_dtype=torch.bfloat16``), plus 4 for a stored flexibility
+    tensor (explicit, Beta or custom profiles) and 4 for momentum. A constant
+    flexibility of 1 keeps no state at all (it is plain SGD), a constant 0 none
+    either (the weight is frozen: its step is skipped).
+
+    ``state_dict()`` is plain data: param groups hold numbers, strings and a
+    plain description of the profile; the tensors are in the per-parameter
+    state. ``torch.load(..., weights_only=True)`` reads it back.
 
     Example:
         >>> import torch
@@ -93,10 +147,10 @@ class MetaplasticSGD(Optimizer):
     def __init__(self, params: Iterable, lr: float, *, alpha: float,
                  flexibility: ProfileSpec, momentum: float = 0.0, weight_decay: float = 0.0,
                  generator: torch.Generator | None = None, scale_biases: bool = False,
-                 foreach: bool | None = None):
+                 scale_dtype: torch.dtype | str | None = None, foreach: bool | None = None):
         defaults = dict(lr=lr, alpha=alpha, flexibility=flexibility, momentum=momentum,
                         weight_decay=weight_decay, scale_biases=scale_biases, scaled=None,
-                        foreach=foreach)
+                        scale_dtype=scale_dtype, foreach=foreach)
         self._generator = generator  # read by add_param_group, which super() calls
         super().__init__(params, defaults)
 
@@ -106,34 +160,146 @@ class MetaplasticSGD(Optimizer):
         """Add a group, check its settings and draw its flexibilities (once)."""
         super().add_param_group(param_group)
         group = self.param_groups[-1]
+        group["scale_dtype"] = check_scale_dtype(group["scale_dtype"])
         _check_group(group)
-        group["flexibility"] = resolve_profile(group["flexibility"])
+        profile = resolve_profile(group["flexibility"])
+        group["flexibility"] = describe_profile(profile)   # plain data: state_dict loads weights_only
+        group.setdefault("generator_device", None)           # where the kept generator states redraw
         for index, p in enumerate(group["params"]):
-            if not _is_scaled(p, group):
-                continue
-            name = f"flexibility of parameter {index} (shape {tuple(p.shape)})"
-            f = group["flexibility"].sample(p.shape, self._generator)
-            f = f.to(device=p.device, dtype=p.dtype)
+            if _has_state(p, group) and p.requires_grad:
+                check_master_dtype(f"parameter {index} (shape {tuple(p.shape)})", p.dtype)
+                self._draw_flexibility(p, group, profile, index)
+
+    def _draw_flexibility(self, p: torch.Tensor, group: dict, profile, index: int) -> None:
+        """Draw ``p``'s flexibilities; keep them, or only the generator state to redraw them."""
+        if isinstance(profile, Constant):
+            return              # one number, kept in the param group's description
+        state = self.state[p]
+        name = f"flexibility of parameter {index} (shape {tuple(p.shape)})"
+        generator = self._generator
+        if getattr(profile, "regenerable", False):
+            if generator is None:
+                # Draw from a copy of the global generator, then advance the global one past
+                # the draw: the same numbers as drawing from it directly, and a state to keep.
+                generator = torch.Generator()
+                generator.set_state(torch.get_rng_state())
+                rng = generator.get_state()
+                f = profile.sample(p.shape, generator)
+                torch.set_rng_state(generator.get_state())
+            else:
+                rng = generator.get_state()
+                f = profile.sample(p.shape, generator)
             check_flexibility_tensor(name, f)
-            state = self.state[p]
+            state["flexibility_rng"] = rng
+            group["generator_device"] = str(generator.device)
+        else:
+            f = profile.sample(p.shape, generator)
+            check_flexibility_tensor(name, f)
             state["flexibility"] = f
+
+    def _flexibility(self, p: torch.Tensor, group: dict, state: dict) -> torch.Tensor:
+        """``p``'s flexibilities as a tensor of its shape, device and dtype."""
+        spec = group["flexibility"]
+        if spec["profile"] == "constant":
+            value = torch.tensor(spec["value"], dtype=p.dtype, device=p.device)
+            return value.expand_as(p)
+        if "flexibility" not in state and "flexibility_rng" not in state:
+            index = next(i for i, q in enumerate(group["params"]) if q is p)
+            self._draw_flexibility(p, group, resolve_profile(spec), index)
+        if "flexibility" in state:
+            f = state["flexibility"]
+        else:  # redraw from the kept generator state: the values drawn at construction
+            generator = torch.Generator(device=group["generator_device"])
+            generator.set_state(state["flexibility_rng"])
+            f = resolve_profile(spec).sample(p.shape, generator)
+        return f.to(device=p.device, dtype=p.dtype)
+
+    def flexibility_of(self, p: torch.Tensor) -> torch.Tensor:
+        """The flexibilities of parameter ``p`` (a tensor of its shape), however they are kept."""
+        for group in self.param_groups:
+            if any(q is p for q in group["params"]):
+                if not _is_scaled(p, group):
+                    raise ValueError(f"parameter of shape {tuple(p.shape)} is not scaled by S: "
+                                     "it has no flexibility")
+                return self._flexibility(p, group, self.state[p])
+        raise ValueError(f"parameter of shape {tuple(p.shape)} is not in this optimizer")
+
+    def _prepare(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        """Create ``p``'s initial weight and S lazily, or move them to where ``p`` now is."""
+        scale_dtype = _scale_dtype(group, p)
+        initial = state.get("initial")
+        if initial is None:
+            check_master_dtype(f"parameter of shape {tuple(p.shape)}", p.dtype)
             state["initial"] = p.detach().clone()
-            # Drift is zero before the first item boundary: S = 1 where f > 0, 0 where f = 0.
-            state["scale"] = plasticity_scale(f, torch.zeros_like(f), group["alpha"])
+            state["scale"] = torch.empty_like(p, dtype=scale_dtype, memory_format=torch.preserve_format)
+            self._update_scale(p, group, state)     # dw = 0: S = 1 where f > 0, 0 where f = 0
+            return
+        if initial.device != p.device or initial.dtype != p.dtype:
+            check_master_dtype(f"parameter of shape {tuple(p.shape)}", p.dtype)
+            state["initial"] = initial.to(device=p.device, dtype=p.dtype)
+            if "momentum_buffer" in state:
+                state["momentum_buffer"] = state["momentum_buffer"].to(device=p.device, dtype=p.dtype)
+            if "flexibility" in state:
+                state["flexibility"] = state["flexibility"].to(device=p.device)
+        scale = state["scale"]
+        if scale.device != p.device or scale.dtype != scale_dtype:
+            state["scale"] = scale.to(device=p.device, dtype=scale_dtype)
+
+    def _update_scale(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        f = self._flexibility(p, group, state)
+        state["scale"].copy_(plasticity_scale(f, p - state["initial"], group["alpha"]))  # Eq. 2
 
     @torch.no_grad()
     def consolidate(self) -> None:
         """Mark an item boundary: recompute every S from ``dw = w - w_init`` (Eq. 2).
 
         S then stays fixed for every step until the next call (protocol.md
-        section 1: dw is measured at the start of the current item).
+        section 1: dw is measured at the start of the current item). At the
+        first call the initial weights are taken from the parameters as they
+        are now.
         """
+        for group in self.param_groups:
+            if not _group_has_state(group):
+                continue
+            for p in group["params"]:
+                if not (_has_state(p, group) and p.requires_grad):
+                    continue
+                state = self.state[p]
+                if "initial" not in state:
+                    self._prepare(p, group, state)   # first boundary: dw = 0
+                    continue
+                self._prepare(p, group, state)
+                self._update_scale(p, group, state)
+
+    @torch.no_grad()
+    def reanchor(self) -> None:
+        """Take the current weights as the initial weights ``w_0`` (drift 0, S = 1 where f > 0).
+
+        For a model whose weights were replaced after the optimizer trained
+        (a checkpoint loaded into the model only), or to start a new sequence
+        of items from a trained model. Flexibilities and momentum are kept.
+        """
+        for state in self.state.values():
+            state.pop("initial", None)
+            state.pop("scale", None)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Load a state; S and the generator states get back their own dtypes.
+
+        ``torch.optim.Optimizer.load_state_dict`` casts every tensor of the
+        state to its parameter's dtype: the generator states are bytes and S
+        may be kept in ``scale_dtype``, so both are cast back (exactly).
+        """
+        super().load_state_dict(state_dict)
         for group in self.param_groups:
             for p in group["params"]:
                 state = self.state.get(p)
-                if state and "scale" in state:
-                    state["scale"].copy_(plasticity_scale(state["flexibility"],
-                                                          p - state["initial"], group["alpha"]))
+                if not state:
+                    continue
+                if "flexibility_rng" in state:
+                    state["flexibility_rng"] = state["flexibility_rng"].to("cpu", torch.uint8)
+                if "scale" in state:
+                    state["scale"] = state["scale"].to(_scale_dtype(group, p))
 
     # ------------------------------------------------------------------ update
 
@@ -145,16 +311,25 @@ class MetaplasticSGD(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
+            spec = group["flexibility"]
+            frozen = spec["profile"] == "constant" and spec["value"] == 0
             params, grads, scales, buffers = [], [], [], []
             for p in group["params"]:
                 if p.grad is None:
                     continue
                 if p.grad.is_sparse:
                     raise ValueError("MetaplasticSGD does not support sparse gradients")
+                scaled = _is_scaled(p, group)
+                if scaled and frozen:
+                    continue                     # f = 0 everywhere: S = 0, the step is a no-op
                 state = self.state[p]
+                scale = None
+                if scaled and _group_has_state(group):
+                    self._prepare(p, group, state)
+                    scale = state["scale"]
                 params.append(p)
                 grads.append(p.grad)
-                scales.append(state.get("scale"))
+                scales.append(scale)
                 buffers.append(state.get("momentum_buffer"))
             metaplastic_sgd(params, grads, scales, buffers, lr=group["lr"],
                             momentum=group["momentum"], weight_decay=group["weight_decay"],
@@ -169,6 +344,21 @@ def _is_scaled(p: torch.Tensor, group: dict) -> bool:
     if group["scaled"] is not None:
         return bool(group["scaled"])
     return p.dim() >= 2 or group["scale_biases"]
+
+
+def _group_has_state(group: dict) -> bool:
+    """A constant flexibility of 0 or 1 needs no per-weight state: S is 0 or 1 whatever dw is."""
+    spec = group["flexibility"]
+    return not (spec["profile"] == "constant" and spec["value"] in (0.0, 1.0))
+
+
+def _has_state(p: torch.Tensor, group: dict) -> bool:
+    return _is_scaled(p, group) and _group_has_state(group)
+
+
+def _scale_dtype(group: dict, p: torch.Tensor) -> torch.dtype:
+    name = group["scale_dtype"]
+    return p.dtype if name is None else getattr(torch, name)
 
 
 def _check_group(group: dict) -> None:

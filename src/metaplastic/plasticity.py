@@ -14,8 +14,8 @@ Nothing here knows about optimizers, data or experiments.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
@@ -59,7 +59,13 @@ def plasticity_scale(flexibility: torch.Tensor | float, dw: torch.Tensor | float
 
 @runtime_checkable
 class FlexibilityProfile(Protocol):
-    """Anything that draws one flexibility in [0, 1] per synapse."""
+    """Anything that draws one flexibility in [0, 1] per synapse.
+
+    A profile may set the class attribute ``regenerable = True`` to promise
+    that ``sample`` is a cheap, pure function of the generator's state: the
+    optimizer then keeps only that state (a few bytes per parameter) and draws
+    the flexibilities again at every item boundary, instead of storing them.
+    """
 
     def sample(self, shape: torch.Size | tuple[int, ...],
                generator: torch.Generator | None = None) -> torch.Tensor:
@@ -76,6 +82,7 @@ class Constant:
     """Every synapse has the same flexibility ``value`` (a "single-value" network)."""
 
     value: float
+    regenerable: ClassVar[bool] = True
 
     def __post_init__(self):
         object.__setattr__(self, "value", check_number("flexibility", self.value, low=0, high=1))
@@ -91,6 +98,7 @@ class Uniform:
 
     low: float = 0.0
     high: float = 1.0
+    regenerable: ClassVar[bool] = True
 
     def __post_init__(self):
         low = check_number("uniform low", self.low, low=0, high=1)
@@ -113,6 +121,7 @@ class Biased:
 
     a: float
     toward: str = "flexible"
+    regenerable: ClassVar[bool] = True
 
     def __post_init__(self):
         object.__setattr__(self, "a", check_number("biased a", self.a, low=0, high=1))
@@ -141,6 +150,7 @@ class Beta:
 
     a: float
     b: float
+    regenerable: ClassVar[bool] = False   # scipy's inverse CDF is too slow to redo at every boundary
 
     def __post_init__(self):
         object.__setattr__(self, "a", check_number("beta a", self.a, low=0, low_open=True))
@@ -159,6 +169,7 @@ class Explicit:
     """A flexibility given tensor-for-tensor: it must match its parameter's shape."""
 
     tensor: torch.Tensor
+    regenerable: ClassVar[bool] = False
 
     def __post_init__(self):
         check_flexibility_tensor("flexibility tensor", self.tensor)
@@ -200,13 +211,52 @@ NAMED_PROFILES: dict[str, FlexibilityProfile] = {
     "hybrid": Uniform(0.0, 1.0),
 }
 
-ProfileSpec = FlexibilityProfile | str | float | int | torch.Tensor
+ProfileSpec = FlexibilityProfile | str | float | int | torch.Tensor | dict
+
+#: Built-in profiles by the name their plain-data description carries.
+_DESCRIBED: dict[str, type] = {"constant": Constant, "uniform": Uniform, "biased": Biased,
+                               "beta": Beta}
+
+
+def describe_profile(profile: FlexibilityProfile) -> dict[str, Any]:
+    """A plain-data description of a profile: strings and numbers only.
+
+    Built-in profiles are described completely (``{"profile": "uniform",
+    "low": 0.0, "high": 1.0}``) and :func:`resolve_profile` rebuilds them from
+    it. An explicit tensor is described as ``{"profile": "explicit"}`` and any
+    other profile by its ``repr``: their flexibilities live in the optimizer
+    state, not in the description.
+    """
+    for kind, cls in _DESCRIBED.items():
+        if type(profile) is cls:
+            return {"profile": kind} | {field.name: getattr(profile, field.name)
+                                        for field in fields(profile)}
+    if isinstance(profile, Explicit):
+        return {"profile": "explicit", "shape": list(profile.tensor.shape)}
+    return {"profile": "custom", "repr": repr(profile)}
+
+
+def _from_description(spec: dict) -> FlexibilityProfile:
+    kind = spec.get("profile")
+    if kind in _DESCRIBED:
+        fields = {k: v for k, v in spec.items() if k != "profile"}
+        try:
+            return _DESCRIBED[kind](**fields)
+        except TypeError:
+            raise ValueError(f"bad description of a {kind} profile: {spec!r}") from None
+    if kind in ("explicit", "custom"):
+        raise ValueError(f"a {kind} profile cannot be rebuilt from its description {spec!r}: "
+                         "its flexibilities are stored in the optimizer state")
+    raise ValueError(f"unknown profile description {spec!r}; known kinds: "
+                     f"{', '.join(sorted(_DESCRIBED))}, explicit, custom")
 
 
 def resolve_profile(spec: ProfileSpec) -> FlexibilityProfile:
-    """Turn a profile object, a profile name, a number or a tensor into a profile."""
+    """Turn a profile object, name, number, tensor or description into a profile."""
     if isinstance(spec, torch.Tensor):
         return Explicit(spec)
+    if isinstance(spec, dict):
+        return _from_description(spec)
     if isinstance(spec, str):
         try:
             return NAMED_PROFILES[spec]
@@ -222,4 +272,4 @@ def resolve_profile(spec: ProfileSpec) -> FlexibilityProfile:
     if isinstance(spec, FlexibilityProfile):
         return spec
     raise ValueError(f"flexibility must be a profile, a name ({', '.join(sorted(NAMED_PROFILES))}), "
-                     f"a number in [0, 1] or a tensor, got {spec!r}")
+                     f"a number in [0, 1], a tensor or a description, got {spec!r}")
