@@ -103,11 +103,12 @@ def test_every_registry_entry_runs_through_the_engine(name):
                          feature_scale=1.0)
     table = engine.run_trials(config, synthetic_features, [0])
     n_presentations = table["presentation"].max()
-    expected = {"serial": 4, "repetition": 4 * spec.repetitions,
-                "poisoning": 4 * (spec.repetitions + 1), "frequency": 10}[spec.sequence]
+    times = getattr(spec.sequence, "times", 1)
+    expected = {"serial": 4, "repetition": 4 * times, "poisoning": 4 * (times + 1),
+                "frequency": 10}[spec.kind]
     assert n_presentations == expected
     assert set(table["profile"]) == set(spec.profiles)
-    assert table["poisoned"].any() == (spec.sequence == "poisoning")
+    assert table["poisoned"].any() == (spec.kind == "poisoning")
 
 
 def test_keep_freed_memory_applies_on_glibc():

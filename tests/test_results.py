@@ -12,6 +12,12 @@ from tests.test_engine import synthetic_features, tiny_config
 class FakeLab:
     """A Lab stand-in with synthetic features: the store and resume logic without a backbone."""
 
+    def frequency_schedules(self, config):
+        from metaplastic.lab import frequency_schedules
+        from tests.conftest import SHARED_DATA
+
+        return frequency_schedules(SHARED_DATA / "frequency_profiles.csv", config)
+
     def provenance(self):
         return {"backbone": {"weights": "synthetic"}, "mnist": {"source": "synthetic"}}
 

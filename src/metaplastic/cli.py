@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from metaplastic.config import FREQUENCY_SCHEDULE_SOURCES
 from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
 
 
@@ -82,6 +83,11 @@ def _add_run_options(command) -> None:
                          help="AlexNet weights: auto (ImageNet if obtainable, else untrained, "
                               "recorded), imagenet, untrained, or a path to a .pth state dict "
                               "(default: auto)")
+    command.add_argument("--frequency-schedules", choices=FREQUENCY_SCHEDULE_SOURCES, default="published",
+                         help="frequency experiment (Fig. 5): 'published' takes trial t's schedule from "
+                              "the authors' schedules (DATA_DIR/frequency_profiles.csv, rows where "
+                              "item i is shown i times; generated instead, with a warning, if absent); "
+                              "'generated' draws schedules with the same property (default: published)")
     command.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -126,7 +132,8 @@ def _fail(message: str) -> int:
 
 def _config(args, experiment: str, **sizes):
     return make_config(experiment, args.scale, trials=args.trials, seed=args.seed,
-                       device=args.device, backbone=args.backbone, **sizes)
+                       device=args.device, backbone=args.backbone,
+                       frequency_schedules=args.frequency_schedules, **sizes)
 
 
 def _run(args) -> int:
@@ -138,19 +145,19 @@ def _run(args) -> int:
 
 
 def _reproduce(args) -> int:
-    status = _run_experiments(args, list(EXPERIMENTS), {})
+    folders: list[Path] = []
+    status = _run_experiments(args, list(EXPERIMENTS), {}, folders)
     if status != 0:
         return status
     from metaplastic.report import write_report
 
-    folders = [f for f in sorted(Path(args.out).glob("*")) if (f / "records.parquet").exists()
-               and json.loads((f / "config.json").read_text())["config"]["scale"] == args.scale]
+    # Exactly the runs of this configuration and seed, not every folder under --out.
     md, page = write_report(folders, Path(args.out) / "report")
     print(f"report: {md} and {page}")
     return 0
 
 
-def _run_experiments(args, experiments: list[str], sizes: dict) -> int:
+def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | None = None) -> int:
     from metaplastic.data.mnist import DataError
     from metaplastic.engine import TrainingDiverged
     from metaplastic.features import BackboneError, CacheError
@@ -173,7 +180,10 @@ def _run_experiments(args, experiments: list[str], sizes: dict) -> int:
             lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone,
                       device=args.device)
         for config in configs:
-            _report(run_experiment(config, lab, args.out, progress=not args.quiet))
+            result = run_experiment(config, lab, args.out, progress=not args.quiet)
+            _report(result)
+            if folders is not None:
+                folders.append(result.store.path)
     except (DataError, BackboneError, CacheError, RunFolderError, TrainingDiverged) as error:
         return _fail(str(error))
     return 0

@@ -22,14 +22,20 @@ import torch.nn.functional as F
 
 from metaplastic import protocol, stats
 from metaplastic.classifier import StackedMLP
+from metaplastic.config import RunConfig
 from metaplastic.data.two_digit import CLASSES
-from metaplastic.experiments import EXPERIMENTS, RunConfig
+from metaplastic.experiments import EXPERIMENTS, SequenceRequest, profile_object
 from metaplastic.features import FEATURE_DIM
 from metaplastic.optim import MetaplasticSGD
-from metaplastic.plasticity import Biased, resolve_profile
 
+#: The record schema is a contract: columns are added, never renamed. ``schedule`` names the
+#: frequency schedule a trial used ("published row 3", "generated"); empty for other sequences.
 RECORD_COLUMNS = ["experiment", "profile", "trial", "seed", "presentation", "item", "item_class",
-                  "performance", "p_value", "memorized", "presented_item", "poisoned", "n_items"]
+                  "performance", "p_value", "memorized", "presented_item", "poisoned", "n_items",
+                  "schedule"]
+
+#: Published frequency schedules handed to the engine: ``(csv row, order)`` pairs.
+Schedules = tuple[tuple[int, list[int]], ...]
 
 
 class TrainingDiverged(RuntimeError):
@@ -49,6 +55,7 @@ class Trial:
     index: int
     classes: list[str]
     presentations: list[protocol.Presentation]
+    schedule: str               # which schedule built the sequence (frequency experiment)
     train: torch.Tensor         # [items, positives, 9216]
     test: torch.Tensor          # [items * test_per_class, 9216]
     test_labels: np.ndarray     # item index of each test row
@@ -58,17 +65,11 @@ class Trial:
 FeatureSource = Callable[[str, str, int], np.ndarray]   # (class, split, n) -> [n, 9216]
 
 
-def build_sequence(config: RunConfig, rng: np.random.Generator) -> list[protocol.Presentation]:
-    spec = EXPERIMENTS[config.experiment]
-    if spec.sequence == "serial":
-        return protocol.serial(config.items)
-    if spec.sequence == "repetition":
-        return protocol.repetition(config.items, spec.repetitions)
-    if spec.sequence == "poisoning":
-        return protocol.poisoning(config.items, spec.repetitions, rng)
-    if spec.sequence == "frequency":
-        return protocol.frequency(protocol.generate_frequency_profile(config.items, rng))
-    raise ValueError(f"unknown sequence kind {spec.sequence!r}")
+def build_sequence(config: RunConfig, index: int, rng: np.random.Generator,
+                   schedules: Schedules | None = None) -> tuple[list[protocol.Presentation], str]:
+    """The trial's presentations, from its experiment's sequence builder (the registry)."""
+    request = SequenceRequest(config.items, index, rng, schedules)
+    return EXPERIMENTS[config.experiment].sequence(request)
 
 
 def trial_classes(config: RunConfig, index: int) -> list[str]:
@@ -77,15 +78,16 @@ def trial_classes(config: RunConfig, index: int) -> list[str]:
     return [CLASSES[c] for c in rng.choice(len(CLASSES), size=config.items, replace=False)]
 
 
-def prepare_trial(config: RunConfig, features: FeatureSource, index: int) -> Trial:
+def prepare_trial(config: RunConfig, features: FeatureSource, index: int,
+                  schedules: Schedules | None = None) -> Trial:
     rng = np.random.default_rng(derive_seed(config.seed, index, "trial"))
     classes = trial_classes(config, index)
-    presentations = build_sequence(config, rng)
+    presentations, schedule = build_sequence(config, index, rng, schedules)
     train = np.stack([np.asarray(features(c, "train", config.train_per_class)) for c in classes])
     test = np.concatenate([np.asarray(features(c, "test", config.test_per_class)) for c in classes])
     train, test = normalise_features(config, train.astype(np.float32), test.astype(np.float32))
     device = torch.device(config.device)
-    return Trial(index, classes, presentations,
+    return Trial(index, classes, presentations, schedule,
                  torch.from_numpy(train).to(device), torch.from_numpy(test).to(device),
                  np.repeat(np.arange(config.items), config.test_per_class), rng)
 
@@ -116,7 +118,7 @@ def build_networks(config: RunConfig, trials: list[Trial]) -> tuple[StackedMLP, 
     groups = []
     for layer, weight in enumerate(model.weights):
         flexibility = torch.stack([
-            resolve_profile(profile_spec(profile)).sample(
+            profile_object(config.experiment, profile).sample(
                 weight.shape[1:], torch.Generator().manual_seed(
                     derive_seed(config.seed, trial.index, "flexibility", profile, layer)))
             for trial in trials for profile in config.profiles])
@@ -126,26 +128,16 @@ def build_networks(config: RunConfig, trials: list[Trial]) -> tuple[StackedMLP, 
     return model, optimizer
 
 
-def profile_spec(name: str):
-    """A profile name of the registry as a library profile.
-
-    ``"hybrid"`` and the other named profiles, ``"constant:0.8"`` (a single
-    value), ``"biased-stable:0.5"`` / ``"biased-flexible:0.5"`` (the linear
-    densities of Supp. Fig. 3, a = 0.5).
-    """
-    kind, _, value = name.partition(":")
-    if kind == "constant":
-        return float(value)
-    if kind in ("biased-stable", "biased-flexible"):
-        return Biased(float(value), toward=kind.removeprefix("biased-"))
-    return name
-
-
 def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[int],
-               on_presentation: Callable[[int, int], None] | None = None) -> pd.DataFrame:
-    """Train and test every network of the given trials; return their records."""
+               on_presentation: Callable[[int, int], None] | None = None,
+               schedules: Schedules | None = None) -> pd.DataFrame:
+    """Train and test every network of the given trials; return their records.
+
+    ``schedules``: the published frequency schedules for this sequence length, if any (the
+    frequency experiment takes trial t's from them; other experiments ignore them).
+    """
     torch.manual_seed(derive_seed(config.seed, *trial_indices, "torch"))  # dropout, if on
-    trials = [prepare_trial(config, features, t) for t in trial_indices]
+    trials = [prepare_trial(config, features, t, schedules) for t in trial_indices]
     model, optimizer = build_networks(config, trials)
     owner = torch.arange(len(trials), device=config.device).repeat_interleave(len(config.profiles))
     n_presentations = len(trials[0].presentations)
@@ -219,5 +211,5 @@ def _test(config, model, trials, owner, presentation: int) -> pd.DataFrame:
             "performance": performance, "p_value": p_values,
             "memorized": stats.is_memorized(p_values),
             "presented_item": (shown.item + 1) if shown else 0,
-            "poisoned": bool(shown and shown.poisoned), "n_items": n}))
+            "poisoned": bool(shown and shown.poisoned), "n_items": n, "schedule": trial.schedule}))
     return pd.concat(frames, ignore_index=True)

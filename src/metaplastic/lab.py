@@ -8,18 +8,22 @@ folder does not hold yet, saving after each one.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from metaplastic import protocol
 from metaplastic._memory import keep_freed_memory
-from metaplastic.data.mnist import DigitSource, load_digits
+from metaplastic.config import RunConfig
+from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, load_digits
 from metaplastic.data.two_digit import source_fingerprint
-from metaplastic.engine import run_trials, trial_classes
-from metaplastic.experiments import RunConfig
+from metaplastic.engine import Schedules, run_trials, trial_classes
+from metaplastic.experiments import EXPERIMENTS
 from metaplastic.features import FeatureCache, load_backbone
 from metaplastic.results import RunStore
 
@@ -52,10 +56,16 @@ class Lab:
         self.backbone = load_backbone(backbone)
         self.cache = FeatureCache(cache_dir or default_cache_dir(), self.backbone,
                                   digits_fingerprint=source_fingerprint(self.digits), device=device)
+        root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
+        self.schedules_path = root / protocol.FREQUENCY_SCHEDULES_FILE
 
     def provenance(self) -> dict:
+        """What the runs actually use: backbone and digits. It enters each run's identity."""
         return {"backbone": self.backbone.describe(),
                 "mnist": self.digits.describe() | {"fingerprint": self.cache.digits_fingerprint}}
+
+    def frequency_schedules(self, config: RunConfig) -> tuple[Schedules | None, dict]:
+        return frequency_schedules(self.schedules_path, config)
 
     def features(self, config: RunConfig, trials: list[int], progress: bool = True) -> dict:
         wanted = {(name, split, n) for t in trials for name in trial_classes(config, t)
@@ -64,10 +74,42 @@ class Lab:
                                  progress=progress)
 
 
+def frequency_schedules(path: Path, config: RunConfig) -> tuple[Schedules | None, dict]:
+    """The published schedules in ``path`` for the run's length, or None (then trials generate
+    theirs), with a description for the provenance. Asking for published schedules that are not
+    there falls back to generated ones, loudly (docs/frequency.md)."""
+    if config.frequency_schedules == "generated":
+        return None, {"source": "generated", "reason": "asked for (--frequency-schedules generated)"}
+    if not path.exists():
+        return _generated_instead(f"{path} not found")
+    try:
+        published = protocol.load_frequency_profiles(path)
+    except ValueError as error:
+        raise DataError(f"cannot read the frequency schedules: {error}") from None
+    try:
+        rows = protocol.published_frequency_schedules(published, config.items)
+    except ValueError:   # e.g. --items 12: no published row has that length
+        return _generated_instead(f"no schedule in {path.name} presents item i i times for "
+                                  f"i = 1..{config.items}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return tuple(rows), {"source": "published", "file": path.name, "sha256": digest,
+                         "rows": [row for row, _ in rows]}
+
+
+def _generated_instead(reason: str) -> tuple[None, dict]:
+    warnings.warn(f"the published frequency schedules cannot be used ({reason}); the frequency "
+                  "experiment generates schedules with the same property instead (recorded)",
+                  stacklevel=3)
+    return None, {"source": "generated", "reason": f"fallback: {reason}"}
+
+
 def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike,
                    progress: bool = True) -> RunResult:
     start = time.perf_counter()
-    store = RunStore(out, config, lab.provenance())
+    provenance, schedules = lab.provenance(), None
+    if EXPERIMENTS[config.experiment].kind == "frequency":   # the schedules used are provenance too
+        schedules, provenance["frequency_schedules"] = lab.frequency_schedules(config)
+    store = RunStore(out, config, provenance)
     table = store.records()
     finished = set() if table is None else set(int(t) for t in table["trial"].unique())
     todo = [t for t in range(config.trials) if t not in finished]
@@ -81,7 +123,7 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike,
                 bar.reset(steps_task, description=f"trial {t} presentations")
                 trial_start = time.perf_counter()
                 records = run_trials(config, features, [t], on_presentation=lambda k, n: bar.update(
-                    steps_task, completed=k, total=n))
+                    steps_task, completed=k, total=n), schedules=schedules)
                 spent = store.seconds() + time.perf_counter() - trial_start
                 table = store.append(records)
                 store.write_summary(table, seconds=spent)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metaplastic.results import final_rows
+from metaplastic.tables import final_performance, final_rows, item_schedule
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 FIXED_COLOURS = {"conventional": "#D55E00", "stable": "#0072B2", "hybrid": "#009E73"}
@@ -25,19 +25,32 @@ BIASED_COLOURS = {"biased-stable:0.5": "#56B4E9", "biased-stable:0.1": "#000000"
 def colour(profile: str, index: int = 0) -> str:
     """The same colour for a profile in every figure.
 
-    Named profiles and the biased ones have fixed Okabe-Ito colours; single
-    values ("constant:0.8") take viridis at their flexibility, so their order
-    reads off the colour; anything else falls back to the palette by index.
+    Named profiles and the biased ones have fixed Okabe-Ito colours; other
+    constant profiles (single values, Supp. Fig. 2) take viridis at their
+    flexibility, so their order reads off the colour; anything else falls back
+    to the palette by index.
     """
     if profile in FIXED_COLOURS:
         return FIXED_COLOURS[profile]
     if profile in BIASED_COLOURS:
         return BIASED_COLOURS[profile]
-    if profile.startswith("constant:"):
+    value = _constant_value(profile)
+    if value is not None:
         from matplotlib import colormaps, colors
 
-        return colors.to_hex(colormaps["viridis"](0.9 * float(profile.split(":")[1])))
+        return colors.to_hex(colormaps["viridis"](0.9 * value))
     return OKABE_ITO[(index + 3) % len(OKABE_ITO)]
+
+
+def _constant_value(profile: str) -> float | None:
+    """The flexibility of a constant profile in the registry, by its record name."""
+    from metaplastic.experiments import EXPERIMENTS
+    from metaplastic.plasticity import Constant
+
+    for spec in EXPERIMENTS.values():
+        if isinstance(spec.profiles.get(profile), Constant):
+            return spec.profiles[profile].value
+    return None
 
 
 def _pyplot():
@@ -173,7 +186,6 @@ def attack_bars(table: pd.DataFrame):
 
 def frequency_scatter(table: pd.DataFrame):
     """Final performance against order (last presentation) and against frequency (Fig. 5b)."""
-    from metaplastic.claims import final_performance, item_schedule
     from metaplastic.stats import spearman
 
     plt = _pyplot()
@@ -203,7 +215,7 @@ def figures_for(table: pd.DataFrame) -> dict:
 
     figures = {"serial-position": serial_position(table), "memorized": memorized_vs_trained(table)}
     spec = EXPERIMENTS.get(str(table["experiment"].iloc[0]))
-    kind = spec.sequence if spec else "serial"
+    kind = spec.kind if spec else "serial"
     if kind == "serial":
         figures["capacity"] = capacity_curves(table)
     if kind in ("repetition", "poisoning"):

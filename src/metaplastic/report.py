@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from metaplastic.claims import Claim, Measured
+from metaplastic.claims import MIN_TRIALS, SIGNIFICANCE, VERDICTS, Claim, Measured
 from metaplastic.experiments import EXPERIMENTS
 
 
@@ -50,15 +50,45 @@ def evaluate(run_dir: str | Path) -> RunReport:
 def claims_table(reports: list[RunReport]) -> str:
     """The markdown table of every claim of every run."""
     lines = ["| experiment | paper's claim | paper's statistic | measured | test | p | trials (seed) "
-             "| verdict |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| verdict | trials needed |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in reports:
         trials = f"{len(r.trials)} (seed {r.config['seed']})"
         for claim, m in r.rows:
             p = "-" if m.p_value is None else f"{m.p_value:.3g}"
-            lines.append(f"| {r.experiment} | {claim.statement} | {claim.paper} | {m.statistic} | "
-                         f"{m.test} | {p} | {trials} | **{m.verdict}** |")
+            needed = "-" if m.trials_needed is None else str(m.trials_needed)
+            lines.append(f"| {r.experiment} | {claim.statement} | {claim.paper} | {_cell(m.statistic)} | "
+                         f"{m.test} | {p} | {trials} | **{m.verdict}** | {needed} |")
     return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "/")
+
+
+def verdict_counts(reports: list[RunReport]) -> str:
+    """One sentence: how many claims got each verdict."""
+    verdicts = [m.verdict for r in reports for _, m in r.rows]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v))
+    return f"{len(verdicts)} claims: {counts}."
+
+
+def rules_section(reports: list[RunReport]) -> list[str]:
+    """Each claim's verdict rule, as fixed in code before any run."""
+    lines = ["## Rules", "",
+             f"Fixed in `metaplastic.claims` before any run. Significance p < {SIGNIFICANCE}. "
+             "**holds**: every part of the claim met; **contradicted**: some part goes the other way "
+             "significantly (or a claimed NS is significant); **not shown**: right direction but not "
+             "significant (\"trials needed\": the trials the observed effect size would need for "
+             f"power 0.8, one-sided t-test); **inconclusive**: fewer than {MIN_TRIALS} trials, a "
+             "missing profile or too short a sequence.", ""]
+    seen = set()
+    for r in reports:
+        for claim, _ in r.rows:
+            if (r.experiment, claim.statement) not in seen:
+                seen.add((r.experiment, claim.statement))
+                lines.append(f"- {r.experiment}: *{claim.statement}*: {claim.rule}")
+    return lines + [""]
 
 
 def _provenance_lines(r: RunReport) -> list[str]:
@@ -84,11 +114,12 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> tuple[Path, Pat
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     md = ["# Reproduction report", "",
-          "Every claim listed in the experiment registry, checked on the runs below. Verdict rule "
-          "(fixed in `metaplastic.claims`): *holds* when the effect has the claimed direction and "
-          "p < 0.05 (\"all items\" claims: mean memorized >= 95% of items); *inconclusive* with "
-          "fewer than 3 trials.", "", claims_table(reports), ""]
-    html_parts = [f"<h1>Reproduction report</h1>{_md_table_to_html(claims_table(reports))}"]
+          "Every claim listed in the experiment registry, checked on the runs below by the rule "
+          "given for it under *Rules*. " + verdict_counts(reports), "", claims_table(reports), ""]
+    md += rules_section(reports)
+    html_parts = [f"<h1>Reproduction report</h1><p>{html.escape(verdict_counts(reports))}</p>"
+                  f"{_md_table_to_html(claims_table(reports))}"
+                  + "".join(f"<p>{html.escape(line)}</p>" for line in rules_section(reports) if line)]
     plt = _pyplot()
     for r in reports:
         md += [f"## {r.experiment} ({EXPERIMENTS[r.experiment].paper})", ""] + _provenance_lines(r) + [""]

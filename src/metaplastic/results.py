@@ -19,16 +19,14 @@ import os
 import platform
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from metaplastic import __version__, stats
-
-if TYPE_CHECKING:  # experiments -> claims -> results: a run-time import would be circular
-    from metaplastic.experiments import RunConfig
+from metaplastic.config import RunConfig
+from metaplastic.tables import final_rows
 
 
 class RunFolderError(RuntimeError):
@@ -93,12 +91,6 @@ class RunStore:
         summary = summarize(table) | {"seconds": self.seconds() if seconds is None else seconds}
         _atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
         return summary
-
-
-def final_rows(table: pd.DataFrame) -> pd.DataFrame:
-    """The records after each trial's last presentation."""
-    last = table.groupby("trial")["presentation"].transform("max")
-    return table[table["presentation"] == last]
 
 
 def summarize(table: pd.DataFrame) -> dict:

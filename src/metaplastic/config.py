@@ -1,0 +1,111 @@
+"""The typed, frozen run configuration and the scale presets.
+
+This module imports nothing of the package above it (only the list of classes): the engine, the results
+store and the registry of experiments all read a :class:`RunConfig`, and none
+of them is needed to build or check one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+from metaplastic.data.two_digit import CLASSES
+
+#: The two-digit classes bound the length of a sequence.
+N_CLASSES = len(CLASSES)
+
+#: Where the frequency experiment's schedules come from (docs/frequency.md).
+FREQUENCY_SCHEDULE_SOURCES = ("published", "generated")
+
+
+@dataclass(frozen=True)
+class Scale:
+    """A preset of sizes and calibrated hyperparameters (see docs/calibration.md)."""
+
+    name: str
+    description: str
+    width: int               # FC6 and FC7 widths (paper: 4096)
+    train_per_class: int     # positives per presentation (reference: 2,000)
+    test_per_class: int      # test images per item (paper: 1,000)
+    epochs: int
+    batch_size: int
+    lr: float
+    alpha: float
+    feature_scale: float     # features / their global SD * feature_scale
+    trials: int
+    center_features: bool = False  # subtract the trial's mean training feature first
+
+
+SCALES: dict[str, Scale] = {
+    s.name: s for s in [
+        Scale("paper", "the reference implementation's settings (protocol.md); for a GPU",
+              width=4096, train_per_class=2000, test_per_class=1000, epochs=5, batch_size=1024,
+              lr=1e-4, alpha=4e5, feature_scale=10.0, trials=100),
+        Scale("quick", "reduced sizes that run on a 2-core CPU in about 10 minutes",
+              width=512, train_per_class=300, test_per_class=100, epochs=5, batch_size=64,
+              lr=1e-4, alpha=3e4, feature_scale=10.0, trials=5, center_features=True),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one run; written next to its results."""
+
+    experiment: str
+    scale: str
+    items: int
+    trials: int
+    seed: int
+    profiles: tuple[str, ...]
+    width: int
+    train_per_class: int
+    test_per_class: int
+    epochs: int
+    batch_size: int
+    lr: float
+    alpha: float
+    feature_scale: float
+    center_features: bool = False
+    backbone: str = "auto"
+    device: str = "cpu"
+    dataset_seed: int = 0
+    dropout: float = 0.0
+    frequency_schedules: str = "published"   # frequency experiment: "published" or "generated"
+
+    #: Settings that do not change any number a trial produces: left out of the run's identity,
+    #: so that asking for more trials extends a run folder instead of starting a new one.
+    NOT_IDENTITY = ("trials",)
+
+    def identity(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_IDENTITY}
+
+    def run_hash(self, provenance: dict) -> str:
+        text = json.dumps({"config": self.identity(), "provenance": provenance}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def validate(config: RunConfig) -> None:
+    """Every check that needs no registry: raise ValueError naming the value and what is valid."""
+    if not 3 <= config.items <= N_CLASSES:
+        raise ValueError(f"--items must be between 3 and {N_CLASSES} (there are {N_CLASSES} "
+                         f"two-digit classes), got {config.items}")
+    if config.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {config.trials}")
+    for name in ("width", "train_per_class", "test_per_class", "epochs", "batch_size"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+    for name in ("lr", "alpha", "feature_scale"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
+    if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise ValueError(f"--device must be cpu or cuda, got {config.device!r}")
+    if config.frequency_schedules not in FREQUENCY_SCHEDULE_SOURCES:
+        raise ValueError(f"--frequency-schedules must be one of {', '.join(FREQUENCY_SCHEDULE_SOURCES)}, "
+                         f"got {config.frequency_schedules!r}")
