@@ -513,3 +513,14 @@ def test_bad_scale_dtype_is_refused():
     with pytest.raises(ValueError, match="scale_dtype must be None or a floating dtype"):
         MetaplasticSGD(make_mlp().parameters(), lr=0.1, alpha=1.0, flexibility="hybrid",
                        scale_dtype=torch.int8)
+
+
+def test_drifts_are_the_weights_minus_their_initial_values():
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=0.0, flexibility="hybrid")
+    start = [model[0].weight.detach().clone(), model[2].weight.detach().clone()]
+    train(model, opt, batches(3), boundaries={0})
+    drifts = opt.drifts()
+    assert len(drifts) == 2                                       # weights only, not biases
+    for d, w, w0 in zip(drifts, (model[0].weight, model[2].weight), start):
+        assert torch.equal(d, w.detach() - w0) and d.abs().max() > 0

@@ -201,3 +201,21 @@ def test_explicit_and_custom_profiles_are_described_but_not_rebuilt():
             pl.resolve_profile(description)
     with pytest.raises(ValueError, match="unknown profile description"):
         pl.resolve_profile({"profile": "gaussian"})
+
+
+def test_suggest_alpha_gives_the_asked_scale_at_the_typical_drift():
+    drifts = [torch.randn(300, 200, generator=torch.Generator().manual_seed(0)) * 1e-6,
+              torch.zeros(50)]                                   # frozen weights are ignored
+    alpha = pl.suggest_alpha(drifts, flexibility=0.3, scale=0.7, quantile=0.5)
+    typical = torch.cat([d.abs().flatten() for d in drifts[:1]]).double().quantile(0.5)
+    s = plasticity_scale(torch.tensor(0.3, dtype=torch.float64), typical, alpha).item()
+    assert s == pytest.approx(0.7, rel=1e-9)
+    # Twice the drift, half the alpha: alpha scales with 1 / |dw|.
+    assert pl.suggest_alpha(drifts[0] * 2) == pytest.approx(pl.suggest_alpha(drifts[0]) / 2, rel=1e-9)
+
+
+def test_suggest_alpha_refuses_untrained_drifts_and_bad_arguments():
+    with pytest.raises(ValueError, match="every drift is 0"):
+        pl.suggest_alpha([torch.zeros(4, 4)])
+    with pytest.raises(ValueError, match=r"scale must be in \(0, 1\)"):
+        pl.suggest_alpha(torch.ones(3), scale=1.0)

@@ -18,6 +18,7 @@ from metaplastic.plasticity import (
     describe_profile,
     plasticity_scale,
     resolve_profile,
+    suggest_alpha,
     uniform,
 )
 
@@ -40,6 +41,7 @@ __all__ = [
     "beta",
     "resolve_profile",
     "describe_profile",
+    "suggest_alpha",
     "NAMED_PROFILES",
     "__version__",
 ]

@@ -224,6 +224,12 @@ class MetaplasticSGD(Optimizer):
                 return self._flexibility(p, group, self.state[p])
         raise ValueError(f"parameter of shape {tuple(p.shape)} is not in this optimizer")
 
+    @torch.no_grad()
+    def drifts(self) -> list[torch.Tensor]:
+        """``w - w_0`` of every parameter that keeps an initial weight (for :func:`suggest_alpha`)."""
+        return [p.detach() - state["initial"] for group in self.param_groups for p in group["params"]
+                if (state := self.state.get(p)) and "initial" in state]
+
     def _prepare(self, p: torch.Tensor, group: dict, state: dict) -> None:
         """Create ``p``'s initial weight and S lazily, or move them to where ``p`` now is."""
         scale_dtype = _scale_dtype(group, p)

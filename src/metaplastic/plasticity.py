@@ -54,6 +54,46 @@ def plasticity_scale(flexibility: torch.Tensor | float, dw: torch.Tensor | float
     return torch.where(f == 0, torch.zeros_like(s), s)  # f = 0: S = 0, never NaN
 
 
+def suggest_alpha(drifts, *, flexibility: float = 0.5, scale: float = 0.5,
+                  quantile: float = 0.5) -> float:
+    r"""An alpha for a new model, from the drifts ``dw`` measured after its first item.
+
+    Eq. 2 depends on alpha only through :math:`\alpha\,|\Delta w|`, so alpha
+    must match the scale of the drifts, which depends on the model, the data,
+    the learning rate and the length of an item. This picks the alpha at which
+    a synapse of the given ``flexibility`` whose drift after the first item is
+    the ``quantile`` of all drifts (the median by default) gets ``S = scale``:
+
+    .. math::
+        \alpha = \frac{f}{1 - f}\,\frac{\operatorname{artanh}\sqrt{1 - S}}{|\Delta w|_q}.
+
+    A starting point for a sweep (try it times and divided by 3 and 10), not a
+    calibration: the paper's 4e5 for drifts of about 1e-6 is
+    ``alpha * |dw|`` of about 0.4, i.e. S of about 0.86 for f = 0.5.
+
+    Args:
+        drifts: tensors of ``w - w_0`` after the first item (e.g.
+            :meth:`MetaplasticSGD.drifts`); zeros (frozen weights) are ignored.
+        flexibility: the f of the reference synapse, in (0, 1).
+        scale: the S it should have after the first item, in (0, 1).
+        quantile: which drift is typical, in (0, 1).
+    """
+    check_number("flexibility", flexibility, low=0, high=1, low_open=True, high_open=True)
+    check_number("scale", scale, low=0, high=1, low_open=True, high_open=True)
+    check_number("quantile", quantile, low=0, high=1, low_open=True, high_open=True)
+    if isinstance(drifts, torch.Tensor):
+        drifts = [drifts]
+    values = torch.cat([d.detach().abs().flatten().double().cpu() for d in drifts])
+    values = values[values > 0]
+    if values.numel() == 0:
+        raise ValueError("suggest_alpha needs drifts measured after training on an item; "
+                         "every drift is 0 (was the model trained, or are the weights frozen?)")
+    if values.numel() > 1_000_000:   # torch.quantile has a size limit; a strided sample suffices
+        values = values[:: values.numel() // 1_000_000 + 1]
+    typical = torch.quantile(values, quantile).item()
+    return flexibility / (1 - flexibility) * math.atanh(math.sqrt(1 - scale)) / typical
+
+
 # --------------------------------------------------------------------------- profiles
 
 
