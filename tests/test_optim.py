@@ -524,3 +524,24 @@ def test_drifts_are_the_weights_minus_their_initial_values():
     assert len(drifts) == 2                                       # weights only, not biases
     for d, w, w0 in zip(drifts, (model[0].weight, model[2].weight), start):
         assert torch.equal(d, w.detach() - w0) and d.abs().max() > 0
+
+
+def test_loads_a_state_dict_saved_by_the_previous_version():
+    # Before: param groups held the profile object, and every scaled weight kept f, w0 and S.
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.05, alpha=20.0, flexibility="hybrid")
+    train(model, opt, batches(4), boundaries={0, 2})
+    f = opt.flexibility_of(model[0].weight)
+    old = opt.state_dict()
+    for group in old["param_groups"]:
+        group["flexibility"] = pl.Uniform(0.0, 1.0)
+        del group["scale_dtype"], group["generator_device"]
+    for index, state in old["state"].items():
+        if "flexibility_rng" in state:
+            del state["flexibility_rng"]
+            state["flexibility"] = f if index == 0 else opt.flexibility_of(model[2].weight)
+    fresh = MetaplasticSGD(make_mlp().parameters(), lr=0.05, alpha=20.0, flexibility=1.0)
+    fresh.load_state_dict(old)
+    weight = list(fresh.param_groups[0]["params"])[0]
+    assert fresh.param_groups[0]["flexibility"] == {"profile": "uniform", "low": 0.0, "high": 1.0}
+    assert torch.equal(fresh.flexibility_of(weight), f)

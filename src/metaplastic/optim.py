@@ -236,6 +236,8 @@ class MetaplasticSGD(Optimizer):
         initial = state.get("initial")
         if initial is None:
             check_master_dtype(f"parameter of shape {tuple(p.shape)}", p.dtype)
+            if "flexibility" in state:
+                state["flexibility"] = state["flexibility"].to(device=p.device)
             state["initial"] = p.detach().clone()
             state["scale"] = torch.empty_like(p, dtype=scale_dtype, memory_format=torch.preserve_format)
             self._update_scale(p, group, state)     # dw = 0: S = 1 where f > 0, 0 where f = 0
@@ -298,6 +300,11 @@ class MetaplasticSGD(Optimizer):
         """
         super().load_state_dict(state_dict)
         for group in self.param_groups:
+            # A state saved before profiles were described as plain data holds the profile itself.
+            if not isinstance(group.get("flexibility"), dict):
+                group["flexibility"] = describe_profile(resolve_profile(group["flexibility"]))
+            group.setdefault("scale_dtype", None)
+            group.setdefault("generator_device", None)
             for p in group["params"]:
                 state = self.state.get(p)
                 if not state:
