@@ -120,3 +120,32 @@ def test_keep_freed_memory_applies_on_glibc():
         pytest.fail("this project's machines run glibc; the tuning must apply there")
     assert keep_freed_memory() is True
     assert keep_freed_memory() is True          # idempotent
+
+
+def test_frequency_trials_use_the_published_schedule_they_name(shared_data):
+    from metaplastic import protocol
+
+    published = protocol.published_frequency_schedules(
+        protocol.load_frequency_profiles(shared_data / protocol.FREQUENCY_SCHEDULES_FILE), 10)
+    rows = dict(published)
+    config = make_config("frequency", "quick", trials=1, seed=2, items=10, width=8,
+                         train_per_class=18, test_per_class=4, epochs=1, batch_size=32, lr=0.05,
+                         alpha=20.0, feature_scale=1.0)
+    trials = [0, 1, len(published) + 1]            # the last wraps around to the second schedule
+    table = engine.run_trials(config, synthetic_features, trials, schedules=tuple(published))
+    for trial, expected_row in zip(trials, (1, 2, 2)):
+        rows_of_trial = table[(table.trial == trial) & (table.profile == "hybrid")]
+        assert set(rows_of_trial["schedule"]) == {f"published row {expected_row}"}
+        shown = rows_of_trial[rows_of_trial.presentation > 0].drop_duplicates("presentation")
+        assert shown.sort_values("presentation")["presented_item"].tolist() == rows[expected_row]
+
+
+def test_frequency_without_published_schedules_generates_and_records_it():
+    config = make_config("frequency", "quick", trials=1, seed=2, items=5, width=8,
+                         train_per_class=12, test_per_class=4, epochs=1, batch_size=32, lr=0.05,
+                         alpha=20.0, feature_scale=1.0)
+    table = engine.run_trials(config, synthetic_features, [0])
+    assert set(table["schedule"]) == {"generated"}
+    shown = table[(table.presentation > 0) & (table.profile == "hybrid")].drop_duplicates("presentation")
+    counts = shown["presented_item"].value_counts()
+    assert all(counts[i] == i for i in range(1, 6))            # item i presented i times

@@ -84,3 +84,23 @@ def test_unwritable_out_dir(tmp_path):
     blocker.write_text("x")
     with pytest.raises(RunFolderError, match="choose another --out"):
         RunStore(blocker / "runs", tiny_config(), {})
+
+
+def test_frequency_schedule_source_is_resolved_and_recorded(tmp_path, shared_data):
+    from metaplastic.data.mnist import DataError
+    from metaplastic.experiments import make_config
+    from metaplastic.lab import frequency_schedules
+
+    config = make_config("frequency", "quick")
+    schedules, described = frequency_schedules(shared_data / "frequency_profiles.csv", config)
+    assert described["source"] == "published" and described["rows"] == list(range(1, 18))
+    assert len(schedules) == 17 and len(described["sha256"]) == 64
+    with pytest.warns(UserWarning, match="generates schedules"):
+        schedules, described = frequency_schedules(tmp_path / "absent.csv", config)
+    assert schedules is None and described["source"] == "generated" and "not found" in described["reason"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,x\n")
+    with pytest.raises(DataError, match="row 1"):
+        frequency_schedules(bad, config)
+    asked = make_config("frequency", "quick", frequency_schedules="generated")
+    assert frequency_schedules(shared_data / "frequency_profiles.csv", asked)[0] is None

@@ -187,7 +187,7 @@ def no_trial(flags, label: str) -> Part:
 
 def combine(parts: Sequence[Part], test: str, trials: int) -> Measured:
     """The claim's verdict from its parts: any contradiction decides, then any unshown effect."""
-    statistic = "; ".join(part.text for part in parts)
+    statistic = _summary(parts)
     p_values = [part.p_value for part in parts if part.p_value is not None]
     p = max(p_values) if p_values else None
     verdicts = {part.verdict for part in parts}
@@ -198,6 +198,21 @@ def combine(parts: Sequence[Part], test: str, trials: int) -> Measured:
         if verdict in verdicts:
             return Measured(statistic, test, p, verdict, max(needed) if needed else None)
     return Measured(statistic, test, p, HOLDS)
+
+
+def _summary(parts: Sequence[Part]) -> str:
+    """Every part when there are few; else the count met, each part not met, and the weakest met."""
+    if len(parts) <= 4:
+        return "; ".join(part.text for part in parts)
+    met = [part for part in parts if part.verdict == HOLDS]
+    text = f"{len(met)} of {len(parts)} tests met"
+    unmet = [part.text + f" [{part.verdict}]" for part in parts if part.verdict != HOLDS]
+    if unmet:
+        text += "; not met: " + "; ".join(unmet)
+    if met:
+        weakest = max(met, key=lambda part: -1.0 if part.p_value is None else part.p_value)
+        text += "; weakest met: " + weakest.text
+    return text
 
 
 def inconclusive(why: str) -> Measured:
@@ -336,7 +351,7 @@ def memorizes_every_item(profile: str, after_every_presentation: bool = False) -
         if after_every_presentation:
             counts = tables.per_presentation(table, profile, "memorized", "sum")
             shortfall = (counts.index.to_numpy()[:, None] - counts.to_numpy()).sum(axis=0)
-            label = f"{profile} memorizes every item trained so far, after each of the {n} presentations,"
+            label = f"{profile} memorizes every item trained so far after each of the {n} presentations"
         else:
             shortfall = n - tables.memorized_counts(table, profile)
             label = f"{profile} memorizes all {n} items"
