@@ -266,3 +266,10 @@ def test_building_blocks_by_hand():
     assert claims.no_trial([False] * 5, "x").verdict == HOLDS
     assert claims.no_trial([True] * 3 + [False] * 2, "x").verdict == CONTRADICTED
     assert claims.no_trial([True] + [False] * 9, "x").verdict == NOT_SHOWN
+
+
+def test_readme_counts_the_claims():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"({sum(len(e.claims) for e in EXPERIMENTS.values())} of them" in readme
