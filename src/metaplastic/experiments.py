@@ -106,6 +106,7 @@ class Experiment:
     alpha_factor: float = 1.0      # alpha relative to the scale's (paper: 2e5 / 4e5 for 30 items)
     quick_trials: int | None = None  # fewer trials at the quick scale for long sequences
     claims: tuple[c.Claim, ...] = field(default=())
+    min_items: int = 3             # shortest sequence the protocol allows
 
     @property
     def kind(self) -> str:
@@ -150,7 +151,8 @@ EXPERIMENTS: dict[str, Experiment] = {
             description="item i presented i times (55 presentations) on the authors' published "
                         "schedules; Spearman of performance with order and with frequency",
             sequence=Frequency(), profiles=_named("conventional", "hybrid"),
-            quick_trials=3, claims=c.FREQUENCY_CLAIMS),
+            quick_trials=3, claims=c.FREQUENCY_CLAIMS,
+            min_items=4),   # with 3 items |Spearman(frequency, last position)| cannot be <= 0.12
         Experiment(
             name="single-value", paper="Supp. Fig. 2",
             description="networks with one flexibility for every synapse: 0.3 to 1.0",
@@ -192,6 +194,8 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = RunConfig(**values)
     validate(config)
+    if config.items < spec.min_items:
+        raise ValueError(f"--items must be at least {spec.min_items} for {experiment!r}, got {config.items}")
     return config
 
 
