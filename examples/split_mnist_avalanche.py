@@ -64,14 +64,14 @@ def evaluator():
                             forgetting_metrics(experience=True, stream=True), loggers=[])
 
 
-def pilot_alpha(model, experience, args) -> float:
-    """Train a copy on the first experience with S = 1 and read the typical drift."""
+def pilot_drifts(model, experience, args) -> list[torch.Tensor]:
+    """Train a copy on the first experience with S = 1 and return its drifts."""
     pilot = copy.deepcopy(model)
     opt = MetaplasticSGD(pilot.parameters(), lr=args.lr, alpha=0.0, flexibility="hybrid")
     strategy = Naive(model=pilot, optimizer=opt, train_mb_size=args.batch,
                      train_epochs=args.epochs, plugins=[MetaplasticPlugin()], evaluator=None)
     strategy.train(experience)
-    return suggest_alpha(opt.drifts(), flexibility=0.5, scale=args.target_scale)
+    return opt.drifts()
 
 
 def run(name, strategy, benchmark):
@@ -83,7 +83,7 @@ def run(name, strategy, benchmark):
     accuracy = metrics["Top1_Acc_Stream/eval_phase/test_stream/Task000"]
     forgetting = metrics["StreamForgetting/eval_phase/test_stream"]
     per_exp = [metrics[f"Top1_Acc_Exp/eval_phase/test_stream/Task000/Exp{e:03d}"] for e in range(5)]
-    print(f"{name:28s} stream accuracy {accuracy:.3f}   stream forgetting {forgetting:.3f}   "
+    print(f"{name}\n    stream accuracy {accuracy:.3f}   stream forgetting {forgetting:.3f}   "
           f"per experience {' '.join(f'{a:.2f}' for a in per_exp)}   ({time.perf_counter() - start:.0f} s)")
 
 
@@ -96,8 +96,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--target-scale", type=float, default=0.5,
-                        help="S of a median-drift f = 0.5 weight after experience 1 (sets alpha)")
+    parser.add_argument("--target-scales", type=float, nargs="+", default=[0.5, 0.01],
+                        help="S of a median-drift f = 0.5 weight after experience 1; each value "
+                             "sets one alpha and one metaplastic run")
     parser.add_argument("--ewc-lambda", type=float, default=1000.0)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -111,19 +112,22 @@ def main() -> None:
                              fixed_class_order=list(range(10)))
     torch.manual_seed(args.seed)
     model = mlp()
-    common = dict(train_mb_size=args.batch, train_epochs=args.epochs, eval_mb_size=1024)
+    common = dict(criterion=torch.nn.CrossEntropyLoss(), train_mb_size=args.batch,
+                  train_epochs=args.epochs, eval_mb_size=1024)
 
-    alpha = pilot_alpha(model, benchmark.train_stream[0], args)
-    print(f"{len(train)} training digits, {len(test)} test digits, 5 experiences; "
-          f"alpha from the pilot: {alpha:.3g}")
+    drifts = pilot_drifts(model, benchmark.train_stream[0], args)
+    print(f"{len(train)} training digits, {len(test)} test digits, 5 experiences, "
+          f"{args.epochs} epoch(s) each, lr {args.lr:g}, batch {args.batch}")
 
-    torch.manual_seed(args.seed + 1)                      # same shuffles for every strategy
-    metaplastic_model = copy.deepcopy(model)
-    opt = MetaplasticSGD(metaplastic_model.parameters(), lr=args.lr, alpha=alpha, flexibility="hybrid",
-                         generator=torch.Generator().manual_seed(args.seed))
-    run("Naive + MetaplasticSGD", Naive(model=metaplastic_model, optimizer=opt,
-                                        plugins=[MetaplasticPlugin()], evaluator=evaluator(), **common),
-        benchmark)
+    for target in args.target_scales:
+        alpha = suggest_alpha(drifts, flexibility=0.5, scale=target)
+        torch.manual_seed(args.seed + 1)                  # same shuffles for every strategy
+        metaplastic_model = copy.deepcopy(model)
+        opt = MetaplasticSGD(metaplastic_model.parameters(), lr=args.lr, alpha=alpha,
+                             flexibility="hybrid", generator=torch.Generator().manual_seed(args.seed))
+        run(f"Naive + MetaplasticSGD (hybrid, alpha {alpha:.3g}: S {target:g} at the median drift)",
+            Naive(model=metaplastic_model, optimizer=opt, plugins=[MetaplasticPlugin()],
+                  evaluator=evaluator(), **common), benchmark)
 
     torch.manual_seed(args.seed + 1)
     sgd_model = copy.deepcopy(model)

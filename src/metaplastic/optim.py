@@ -273,11 +273,10 @@ class MetaplasticSGD(Optimizer):
                 if not (_has_state(p, group) and p.requires_grad):
                     continue
                 state = self.state[p]
-                if "initial" not in state:
-                    self._prepare(p, group, state)   # first boundary: dw = 0
-                    continue
+                first = "initial" not in state     # first boundary: w0 = w, dw = 0
                 self._prepare(p, group, state)
-                self._update_scale(p, group, state)
+                if not first:
+                    self._update_scale(p, group, state)
 
     @torch.no_grad()
     def reanchor(self) -> None:
