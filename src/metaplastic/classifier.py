@@ -63,3 +63,14 @@ class StackedMLP(torch.nn.Module):
                 if self.dropout > 0:
                     x = F.dropout(x, self.dropout, self.training)
         return x
+
+    def layer_values(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each layer's input and pre-activation for ``x [B, batch, in]``, without dropout: what a
+        per-example gradient needs (EWC's Fisher, :func:`metaplastic.learners.stacked_fisher`)."""
+        inputs, pre = [], []
+        for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
+            inputs.append(x)
+            z = torch.baddbmm(bias.unsqueeze(1), x, weight)
+            pre.append(z)
+            x = F.relu(z) if layer < len(self.weights) - 1 else z
+        return inputs, pre

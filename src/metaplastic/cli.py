@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
                              ("train-per-class", int, "positives per presentation"),
                              ("test-per-class", int, "test images per item")]:
         run.add_argument(f"--{name}", type=kind, help=f"{text} (default: the scale's)")
+    run.add_argument("--learners",
+                     help="comma-separated learners to train instead of the experiment's profiles: "
+                          "profiles (hybrid, conventional, stable, sgd) and baselines (ewc, si, "
+                          "replay, meta-adam; settings as in ewc:lam=1e4,decay=1); 'baselines' "
+                          "stands for hybrid,conventional,ewc,si,replay,meta-adam (docs/baselines.md)")
     run.add_argument("--center-features", choices=("on", "off"),
                      help="subtract the trial's mean training feature before scaling (default: "
                           "the scale's; quick: on, paper: off)")
@@ -140,7 +145,8 @@ def _run(args) -> int:
     sizes = dict(items=args.items, lr=args.lr, alpha=args.alpha, feature_scale=args.feature_scale,
                  width=args.width, epochs=args.epochs, batch_size=args.batch_size,
                  train_per_class=args.train_per_class, test_per_class=args.test_per_class,
-                 center_features=None if args.center_features is None else args.center_features == "on")
+                 center_features=None if args.center_features is None else args.center_features == "on",
+                 learners=args.learners)
     return _run_experiments(args, [args.experiment], sizes)
 
 

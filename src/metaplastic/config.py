@@ -75,13 +75,18 @@ class RunConfig:
     dataset_seed: int = 0
     dropout: float = 0.0
     frequency_schedules: str = "published"   # frequency experiment: "published" or "generated"
+    #: Every setting of the baseline learners among ``profiles`` ("ewc = ewc:lam=...,decay=..."),
+    #: spelled out (metaplastic.learners.describe); empty when every learner is a profile.
+    learner_settings: tuple[str, ...] = ()
 
     #: Settings that do not change any number a trial produces: left out of the run's identity,
     #: so that asking for more trials extends a run folder instead of starting a new one.
     NOT_IDENTITY = ("trials",)
 
     def identity(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.NOT_IDENTITY}
+        # Empty learner settings are left out, so runs of profiles only keep their folder names.
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if k not in self.NOT_IDENTITY and not (k == "learner_settings" and not v)}
 
     def run_hash(self, provenance: dict) -> str:
         text = json.dumps({"config": self.identity(), "provenance": provenance}, sort_keys=True)

@@ -4,6 +4,10 @@ One call of :func:`run_trials` trains every network of the given trials
 (profiles x trials, stacked into one :class:`~metaplastic.classifier.StackedMLP`)
 with the library's :class:`~metaplastic.MetaplasticSGD`: the engine holds no
 copy of the rule, it only calls ``consolidate()`` at every item boundary.
+Baseline learners (EWC, SI, replay, metaplastic Adam: :mod:`metaplastic.learners`)
+get a stacked model each, over the same trials, initial weights and
+mini-batches, trained in lockstep with the profiles' model; a run of profiles
+only is exactly what it was before they existed.
 Each network sees its own trial's data; every random draw comes from
 generators seeded by (run seed, trial), so a trial re-run alone gives the same
 numbers on the CPU.
@@ -11,20 +15,22 @@ numbers on the CPU.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 import zlib
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
-from metaplastic import protocol, stats
+from metaplastic import learners, protocol, stats
 from metaplastic.classifier import StackedMLP
 from metaplastic.config import RunConfig
 from metaplastic.data.two_digit import CLASSES
-from metaplastic.experiments import EXPERIMENTS, SequenceRequest, profile_object
+from metaplastic.experiments import EXPERIMENTS, SequenceRequest, is_profile, learner_object
 from metaplastic.features import FEATURE_DIM
 from metaplastic.optim import MetaplasticSGD
 
@@ -108,83 +114,196 @@ def normalise_features(config: RunConfig, train: np.ndarray, test: np.ndarray):
     return train * scale, test * scale
 
 
-def build_networks(config: RunConfig, trials: list[Trial]) -> tuple[StackedMLP, MetaplasticSGD]:
+def profile_learners(config: RunConfig) -> list[str]:
+    """The learners of a run that are flexibility profiles, in the run's order."""
+    return [name for name in config.profiles if is_profile(config.experiment, name)]
+
+
+def _init_generators(config: RunConfig, trials: list[Trial]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(derive_seed(config.seed, t.index, "init")) for t in trials]
+
+
+def build_networks(config: RunConfig, trials: list[Trial],
+                   profiles: list[str] | None = None) -> tuple[StackedMLP, MetaplasticSGD]:
     """One stacked model for profiles x trials and its optimizer with per-network flexibility."""
-    n_profiles = len(config.profiles)
+    profiles = profile_learners(config) if profiles is None else profiles
+    n_profiles = len(profiles)
     owner = [k // n_profiles for k in range(len(trials) * n_profiles)]
-    init = [torch.Generator().manual_seed(derive_seed(config.seed, t.index, "init")) for t in trials]
     widths = [FEATURE_DIM, config.width, config.width, config.items]
-    model = StackedMLP(widths, init, owner, dropout=config.dropout).to(config.device)
+    model = StackedMLP(widths, _init_generators(config, trials), owner,
+                       dropout=config.dropout).to(config.device)
     groups = []
     for layer, weight in enumerate(model.weights):
         flexibility = torch.stack([
-            profile_object(config.experiment, profile).sample(
+            learner_object(config.experiment, profile).sample(
                 weight.shape[1:], torch.Generator().manual_seed(
                     derive_seed(config.seed, trial.index, "flexibility", profile, layer)))
-            for trial in trials for profile in config.profiles])
+            for trial in trials for profile in profiles])
         groups.append({"params": [weight], "flexibility": flexibility})
     groups.append({"params": list(model.biases), "scaled": False})  # biases: plain rate (paper)
     optimizer = MetaplasticSGD(groups, lr=config.lr, alpha=config.alpha, flexibility=1.0)
     return model, optimizer
 
 
+@dataclass
+class Group:
+    """The stacked networks of one learner family: every profile in one model trained by
+    MetaplasticSGD, each baseline learner in its own model; one network per (trial, learner)."""
+
+    learners: list[str]          # the learners of a trial's networks, in network order
+    model: StackedMLP
+    trainer: learners.Trainer
+    owner: torch.Tensor          # position of each network's trial
+    step_seconds: float = 0.0    # mini-batch work (composition, forward, backward, update)
+    boundary_seconds: float = 0.0  # item-boundary work (consolidate, Fisher, reservoir)
+
+
+def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
+    """The profiles' stacked model first (exactly as when a run has only profiles), then one
+    stacked model per baseline learner. Every network of a trial starts from that trial's initial
+    weights; replay draws from generators of its own, seeded by (run seed, trial, learner)."""
+    groups = []
+    profiles = profile_learners(config)
+    if profiles:
+        model, optimizer = build_networks(config, trials, profiles)
+        groups.append(Group(profiles, model, learners.MetaplasticTrainer(optimizer),
+                            _owner(config, trials, len(profiles))))
+    widths = [FEATURE_DIM, config.width, config.width, config.items]
+    for name in config.profiles:
+        if name in profiles:
+            continue
+        model = StackedMLP(widths, _init_generators(config, trials), list(range(len(trials))),
+                           dropout=config.dropout).to(config.device)
+        generators = [np.random.default_rng(derive_seed(config.seed, t.index, "replay", name))
+                      for t in trials]
+        trainer = learners.make_trainer(name, model, lr=config.lr, batch_size=config.batch_size,
+                                        generators=generators)
+        groups.append(Group([name], model, trainer, _owner(config, trials, 1)))
+    return groups
+
+
+def _owner(config: RunConfig, trials: list[Trial], per_trial: int) -> torch.Tensor:
+    return torch.arange(len(trials), device=config.device).repeat_interleave(per_trial)
+
+
 def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[int],
                on_presentation: Callable[[int, int], None] | None = None,
-               schedules: Schedules | None = None) -> pd.DataFrame:
+               schedules: Schedules | None = None,
+               timings: dict[str, float] | None = None) -> pd.DataFrame:
     """Train and test every network of the given trials; return their records.
 
     ``schedules``: the published frequency schedules for this sequence length, if any (the
     frequency experiment takes trial t's from them; other experiments ignore them).
+    ``timings``: if given, filled with each learner's measured seconds per presentation and
+    network (its share of its stacked model's training time; the shared data work excluded).
     """
     torch.manual_seed(derive_seed(config.seed, *trial_indices, "torch"))  # dropout, if on
     trials = [prepare_trial(config, features, t, schedules) for t in trial_indices]
-    model, optimizer = build_networks(config, trials)
-    owner = torch.arange(len(trials), device=config.device).repeat_interleave(len(config.profiles))
+    groups = build_groups(config, trials)
     n_presentations = len(trials[0].presentations)
-    records = [_test(config, model, trials, owner, 0)]
+    records = [_test(config, g, trials, 0) for g in groups]
     for k in range(n_presentations):
-        optimizer.consolidate()   # item boundary: S from the drift after the previous item (Eq. 2)
-        _train_presentation(config, model, optimizer, trials, owner, k)
-        records.append(_test(config, model, trials, owner, k + 1))
+        _train_presentation(config, groups, trials, k)
+        records.extend(_test(config, g, trials, k + 1) for g in groups)
         if on_presentation is not None:
             on_presentation(k + 1, n_presentations)
-    return pd.concat(records, ignore_index=True)[RECORD_COLUMNS]
+    if timings is not None:
+        for g in groups:
+            networks = len(g.owner) * n_presentations
+            for name in g.learners:
+                timings[name] = (g.step_seconds + g.boundary_seconds) / networks
+    table = pd.concat(records, ignore_index=True)[RECORD_COLUMNS]
+    if len(groups) > 1:   # trial, then learner in the run's order, as a profiles-only run lists them
+        rank = table["profile"].map({name: i for i, name in enumerate(config.profiles)})
+        table = table.iloc[np.lexsort((rank, table["trial"], table["presentation"]))]
+        table = table.reset_index(drop=True)
+    return table
 
 
-def _train_presentation(config, model, optimizer, trials, owner, k) -> None:
+def _train_presentation(config, groups: list[Group], trials, k, epochs: int | None = None) -> None:
+    for g in groups:
+        with _timer(g, "boundary_seconds"):
+            g.trainer.begin_item()
     task_sets = [protocol.task_set(t.presentations[k], config.items, config.train_per_class, t.rng)
                  for t in trials]
     x = torch.stack([t.train[torch.as_tensor(s.items), torch.as_tensor(s.rows)]
                      for t, s in zip(trials, task_sets)])                   # [T, M, 9216]
     y = torch.stack([torch.as_tensor(s.labels) for s in task_sets]).to(x.device)  # [T, M]
     size = x.shape[1]
-    model.train()
-    for epoch in range(config.epochs):
+    for g in groups:
+        g.model.train()
+    for epoch in range(config.epochs if epochs is None else epochs):
         order = torch.stack([torch.as_tensor(t.rng.permutation(size)) for t in trials]).to(x.device)
         for start in range(0, size, config.batch_size):
             batch = order[:, start:start + config.batch_size]                 # [T, b]
-            xb = torch.gather(x, 1, batch.unsqueeze(-1).expand(-1, -1, x.shape[2]))[owner]
-            yb = torch.gather(y, 1, batch)[owner]                            # [B, b]
-            logits = model(xb)
-            # Sum over networks of each network's mean loss: each slice gets its own gradient.
-            losses = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none")
-            losses = losses.view(yb.shape).mean(dim=1)
-            if not torch.isfinite(losses).all():
-                _diverged(config, trials, losses, k, epoch)
-            optimizer.zero_grad(set_to_none=False)
-            losses.sum().backward()
-            optimizer.step()
+            xt = torch.gather(x, 1, batch.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+            yt = torch.gather(y, 1, batch)                                   # [T, b]
+            for g in groups:   # every learner on the same mini-batches, in lockstep
+                with _timer(g, "step_seconds"):
+                    xb, yb = g.trainer.compose(xt[g.owner], yt[g.owner])
+                    # Sum over networks of each network's mean loss: each slice gets its own gradient.
+                    losses = learners.stacked_losses(g.model, xb, yb)
+                    if not torch.isfinite(losses).all():
+                        _diverged(config, g, trials, losses, k, epoch)
+                    g.trainer.step(losses)
+    for g in groups:
+        with _timer(g, "boundary_seconds"):
+            if g.trainer.uses_item_data:
+                g.trainer.end_item(g.model, x[g.owner], y[g.owner])
+            else:
+                g.trainer.end_item(g.model, None, None)
 
 
-def _diverged(config, trials, losses, k, epoch):
+@contextmanager
+def _timer(group: Group, field: str):
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(group, field, getattr(group, field) + time.perf_counter() - start)
+
+
+def _diverged(config, group, trials, losses, k, epoch):
     bad = int(torch.nonzero(~torch.isfinite(losses))[0])
-    n_profiles = len(config.profiles)
-    trial, profile = trials[bad // n_profiles].index, config.profiles[bad % n_profiles]
+    per_trial = len(group.learners)
+    trial, profile = trials[bad // per_trial].index, group.learners[bad % per_trial]
     raise TrainingDiverged(
         f"loss became {losses[bad].item()} for profile {profile!r}, trial {trial}, presentation "
         f"{k + 1}, epoch {epoch + 1} (lr={config.lr}, alpha={config.alpha}, feature_scale="
         f"{config.feature_scale}, width={config.width}, batch_size={config.batch_size}); "
         "try a smaller lr or feature scale")
+
+
+def measure_costs(config: RunConfig, names: list[str] | None = None) -> dict[str, dict]:
+    """What each learner costs beyond its weights, measured at the run's sizes on this machine.
+
+    Per learner, on one network with random features: bytes of state per parameter (the
+    tensors its optimizer or method keeps), stored training examples, and seconds per
+    presentation: one presentation of one epoch is trained untimed (to fill buffers and the
+    Fisher), then a second one is timed and scaled to the run's epochs (mini-batch work times
+    epochs, plus the item-boundary work once).
+    """
+    generator = torch.Generator().manual_seed(0)
+    n, rows = config.items, config.train_per_class
+    train = torch.randn(n, rows, FEATURE_DIM, generator=generator).to(config.device)
+    test = torch.randn(n * 2, FEATURE_DIM, generator=generator).to(config.device)
+    out = {}
+    for name in names or list(config.profiles):
+        single = dataclasses.replace(config, profiles=(name,))
+        trial = Trial(0, list(CLASSES[:n]), protocol.serial(n)[:2], "", train, test,
+                      np.repeat(np.arange(n), 2), np.random.default_rng(0))
+        (group,) = build_groups(single, [trial])
+        _train_presentation(single, [group], [trial], 0, epochs=1)
+        group.step_seconds = group.boundary_seconds = 0.0
+        _train_presentation(single, [group], [trial], 1, epochs=1)
+        state = sum(t.numel() * t.element_size() for t in group.trainer.state_tensors())
+        weights = sum(p.numel() for p in learners.parameters(group.model))
+        out[name] = {"state_bytes_per_weight": state / weights,
+                     "stored_examples": group.trainer.stored_examples(),
+                     "stored_bytes": group.trainer.stored_examples() * (FEATURE_DIM * 4 + 8),
+                     "seconds_per_presentation": group.boundary_seconds
+                     + group.step_seconds * config.epochs}
+    return out
 
 
 @torch.no_grad()
@@ -195,9 +314,9 @@ def predict(model: StackedMLP, x: torch.Tensor, owner: torch.Tensor, chunk: int 
     return torch.cat(out, dim=1).cpu().numpy()
 
 
-def _test(config, model, trials, owner, presentation: int) -> pd.DataFrame:
-    predictions = predict(model, torch.stack([t.test for t in trials]), owner)
-    n_profiles, n = len(config.profiles), config.items
+def _test(config, group: Group, trials, presentation: int) -> pd.DataFrame:
+    predictions = predict(group.model, torch.stack([t.test for t in trials]), group.owner)
+    n_profiles, n = len(group.learners), config.items
     frames = []
     for b, prediction in enumerate(predictions):
         trial = trials[b // n_profiles]
@@ -205,7 +324,7 @@ def _test(config, model, trials, owner, presentation: int) -> pd.DataFrame:
         p_values = stats.memorized_pvalues(prediction, trial.test_labels, n)
         shown = trial.presentations[presentation - 1] if presentation else None
         frames.append(pd.DataFrame({
-            "experiment": config.experiment, "profile": config.profiles[b % n_profiles],
+            "experiment": config.experiment, "profile": group.learners[b % n_profiles],
             "trial": trial.index, "seed": config.seed, "presentation": presentation,
             "item": np.arange(1, n + 1), "item_class": trial.classes,
             "performance": performance, "p_value": p_values,

@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 
 from metaplastic import claims as c
-from metaplastic import protocol
+from metaplastic import learners, protocol
 from metaplastic.config import SCALES, RunConfig, validate
 from metaplastic.plasticity import NAMED_PROFILES, FlexibilityProfile, biased, constant
 
@@ -169,6 +169,60 @@ EXPERIMENTS: dict[str, Experiment] = {
 }
 
 
+#: ``--learners baselines``: the paper's two networks beside the established methods (issue 11);
+#: meant for serial-position, sequence-length, poisoning and frequency, valid for every experiment.
+BASELINES = ("hybrid", "conventional", "ewc", "si", "replay", "meta-adam")
+
+#: Learners that are flexibility profiles under another name: ``sgd`` is plain SGD, i.e. the
+#: conventional network (f = 1, S = 1).
+PROFILE_ALIASES: dict[str, FlexibilityProfile] = {"sgd": constant(1.0)}
+
+
+def learner_object(experiment: str, name: str) -> FlexibilityProfile | learners.Baseline:
+    """What a record's learner name stands for in an experiment: the experiment's own profile of
+    that name, a named profile (``hybrid``, ``conventional``, ``stable``), ``sgd``, or a baseline
+    (``ewc``, ``si``, ``replay``, ``meta-adam``, optionally with settings: ``ewc:lam=1e4``)."""
+    for table in (EXPERIMENTS[experiment].profiles, NAMED_PROFILES, PROFILE_ALIASES):
+        if name in table:
+            return table[name]
+    if learners.is_baseline(name):
+        return learners.parse(name)      # its error names the settings that are valid
+    try:
+        return learners.parse(name)
+    except ValueError as error:
+        raise ValueError(f"{error}; or a profile of {experiment!r}: "
+                         f"{', '.join(EXPERIMENTS[experiment].profiles)}, or "
+                         f"{', '.join(list(NAMED_PROFILES) + list(PROFILE_ALIASES))}") from None
+
+
+def is_profile(experiment: str, name: str) -> bool:
+    """Whether a learner is a flexibility profile (trained by MetaplasticSGD)."""
+    return not isinstance(learner_object(experiment, name), learners.Baseline)
+
+
+def resolve_learners(experiment: str, names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Learner names from a list or a comma-separated string; ``baselines`` stands for
+    :data:`BASELINES`."""
+    if isinstance(names, str):   # "hybrid,ewc:lam=1,decay=1": "decay=1" continues ewc's settings
+        tokens, names = [n.strip() for n in names.split(",") if n.strip()], []
+        for token in tokens:
+            if names and "=" in token and ":" not in token and ":" in names[-1]:
+                names[-1] += "," + token
+            else:
+                names.append(token)
+    out: list[str] = []
+    for name in names:
+        out.extend(BASELINES if name == "baselines" else [name])
+    if not out:
+        raise ValueError("--learners needs at least one learner, e.g. hybrid,ewc or baselines")
+    duplicates = sorted({n for n in out if out.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"--learners names {', '.join(duplicates)} more than once")
+    for name in out:
+        learner_object(experiment, name)          # raises, naming what is valid
+    return tuple(out)
+
+
 def profile_object(experiment: str, name: str) -> FlexibilityProfile:
     """The flexibility profile a record's profile name stands for in an experiment."""
     profiles = EXPERIMENTS[experiment].profiles
@@ -179,8 +233,12 @@ def profile_object(experiment: str, name: str) -> FlexibilityProfile:
 
 
 def make_config(experiment: str, scale: str = "quick", *, items: int | None = None,
-                trials: int | None = None, seed: int = 0, **overrides) -> RunConfig:
-    """Defaults from the experiment and the scale preset, then overrides, then checks."""
+                trials: int | None = None, seed: int = 0, learners: str | list[str] | None = None,
+                **overrides) -> RunConfig:
+    """Defaults from the experiment and the scale preset, then overrides, then checks.
+
+    ``learners`` replaces the experiment's profiles (``"hybrid,ewc"``, ``"baselines"``); the
+    baselines' settings are spelled out in ``learner_settings``."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
     if scale not in SCALES:
@@ -191,6 +249,10 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
     values.update(experiment=experiment, scale=scale, items=items or spec.items,
                   trials=trials if trials is not None else default_trials, seed=seed,
                   profiles=tuple(spec.profiles), alpha=preset.alpha * spec.alpha_factor)
+    if learners is not None:
+        names = resolve_learners(experiment, learners)
+        values.update(profiles=names, learner_settings=tuple(
+            _learners.describe(n) for n in names if not is_profile(experiment, n)))
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = RunConfig(**values)
     validate(config)
@@ -199,5 +261,7 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
     return config
 
 
-__all__ = ["EXPERIMENTS", "SCALES", "Experiment", "RunConfig", "SequenceRequest", "make_config",
-           "profile_object"]
+_learners = learners   # make_config's argument of that name hides the module
+
+__all__ = ["BASELINES", "EXPERIMENTS", "SCALES", "Experiment", "RunConfig", "SequenceRequest",
+           "learner_object", "make_config", "profile_object", "resolve_learners"]

@@ -1,6 +1,7 @@
 """Figures in the paper's layout, drawn from a results table (never from a live model).
 
-One colour per profile across every figure (Okabe-Ito, colour-blind safe).
+One colour per learner (profile or baseline method) across every figure
+(Okabe-Ito, colour-blind safe).
 Each function takes the records table of a run and returns a matplotlib
 Figure; :func:`plot_run` writes every figure of a run folder as PNG and PDF.
 """
@@ -18,6 +19,10 @@ OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 FIXED_COLOURS = {"conventional": "#D55E00", "stable": "#0072B2", "hybrid": "#009E73"}
 
 
+#: Baseline learners (metaplastic.learners), by family: ``ewc:lam=10`` is drawn as ``ewc`` is.
+BASELINE_COLOURS = {"ewc": "#CC79A7", "si": "#E69F00", "replay": "#56B4E9", "meta-adam": "#000000",
+                    "sgd": "#8C564B"}
+
 BIASED_COLOURS = {"biased-stable:0.5": "#56B4E9", "biased-stable:0.1": "#000000",
                   "biased-flexible:0.5": "#E69F00", "biased-flexible:0.1": "#CC79A7"}
 
@@ -34,6 +39,8 @@ def colour(profile: str, index: int = 0) -> str:
         return FIXED_COLOURS[profile]
     if profile in BIASED_COLOURS:
         return BIASED_COLOURS[profile]
+    if profile.partition(":")[0] in BASELINE_COLOURS:
+        return BASELINE_COLOURS[profile.partition(":")[0]]
     value = _constant_value(profile)
     if value is not None:
         from matplotlib import colormaps, colors
@@ -225,9 +232,13 @@ def figures_for(table: pd.DataFrame) -> dict:
     if kind == "frequency":
         figures["frequency"] = frequency_scatter(table)
     for profile in table["profile"].unique():
-        figures[f"over-time-{profile.replace(':', '-')}"] = performance_over_presentations(table,
-                                                                                           profile)
+        figures[f"over-time-{file_stem(profile)}"] = performance_over_presentations(table, profile)
     return figures
+
+
+def file_stem(learner: str) -> str:
+    """A learner name as part of a file name: ``ewc:lam=1e4,decay=1`` -> ``ewc-lam-1e4-decay-1``."""
+    return "".join(ch if ch.isalnum() or ch in ".-_" else "-" for ch in learner)
 
 
 def plot_run(run_dir: str | Path) -> list[Path]:

@@ -3,7 +3,10 @@
 ``write_report(run_dirs, out)`` reads each run folder (config, records), checks
 the claims its experiment lists in the registry, draws its figures, and
 writes ``report.md`` and a self-contained ``report.html`` (figures embedded).
-A claim that does not hold is reported as such.
+A claim that does not hold is reported as such. A run that trains baseline
+learners beside the profiles (``--learners``, docs/baselines.md) also gets a
+comparison table: what each learner remembers, and what it costs beyond its
+weights (state, stored examples, time), measured.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from metaplastic import tables
 from metaplastic.claims import MIN_TRIALS, SIGNIFICANCE, VERDICTS, Claim, Measured
 from metaplastic.experiments import EXPERIMENTS
+from metaplastic.stats import spearman
 
 
 @dataclass
@@ -107,7 +113,95 @@ def _provenance_lines(r: RunReport) -> list[str]:
             + ("unknown" if r.seconds is None else f"{r.seconds:.0f} s")]
 
 
-def write_report(run_dirs: list[str | Path], out: str | Path) -> tuple[Path, Path]:
+def _mean_sd(values) -> str:
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0 or np.all(np.isnan(values)):
+        return "-"
+    sd = np.nanstd(values, ddof=1) if np.sum(~np.isnan(values)) > 1 else 0.0
+    return f"{np.nanmean(values):.2f} ± {sd:.2f}"
+
+
+def learner_measures(table: pd.DataFrame, learner: str, kind: str) -> dict[str, str]:
+    """Per learner, over trials (mean ± SD): memorized items, gross memory and the lowest item
+    after the last presentation; for poisoning, average performance before and after the
+    poisoned pass; for frequency, Spearman of final performance with order and frequency."""
+    rows = tables.final_rows(table[table.profile == learner])
+    by_trial = rows.groupby("trial")
+    out = {"memorized items": _mean_sd(by_trial["memorized"].sum()),
+           "gross memory": _mean_sd(by_trial["performance"].sum()),
+           "lowest item": _mean_sd(by_trial["performance"].min())}
+    if kind == "poisoning":
+        n, last = tables.n_items(table), int(table["presentation"].max())
+        mine = table[table.profile == learner]
+        before = mine[mine.presentation == last - n].groupby("trial")["performance"].mean()
+        after = mine[mine.presentation == last].groupby("trial")["performance"].mean()
+        out["performance before / after poisoning"] = f"{_mean_sd(before)} / {_mean_sd(after)}"
+    if kind == "frequency":
+        order, frequency = [], []
+        for _, trial in table[table.profile == learner].groupby("trial"):
+            schedule = tables.item_schedule(trial)
+            performance = tables.final_performance(trial).reindex(schedule.index)
+            order.append(spearman(schedule["last_position"], performance)[0])
+            frequency.append(spearman(schedule["frequency"], performance)[0])
+        out["Spearman with order"] = _mean_sd(order)
+        out["Spearman with frequency"] = _mean_sd(frequency)
+    return out
+
+
+def comparison_table(r: RunReport, costs: dict[str, dict] | None = None) -> str:
+    """One row per learner of a run: what it remembers (:func:`learner_measures`) and, if
+    measured (:func:`metaplastic.engine.measure_costs`), what it costs beyond its weights."""
+    kind = EXPERIMENTS[r.experiment].kind
+    learners = list(r.config["profiles"])
+    measures = {name: learner_measures(r.table, name, kind) for name in learners}
+    columns = list(next(iter(measures.values())))
+    cost_columns = ["state bytes per weight", "stored examples (bytes)", "s per presentation"]
+    head = ["learner"] + columns + (cost_columns if costs else [])
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name in learners:
+        cells = [name] + [measures[name][c] for c in columns]
+        if costs:
+            cost = costs[name]
+            stored = cost["stored_examples"]
+            cells += [f"{cost['state_bytes_per_weight']:.1f}",
+                      f"{stored} ({cost['stored_bytes'] / 2**20:.1f} MiB)" if stored else "0",
+                      f"{cost['seconds_per_presentation']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _measure_costs(r: RunReport) -> dict[str, dict]:
+    import dataclasses
+
+    import torch
+
+    from metaplastic.config import RunConfig
+    from metaplastic.engine import measure_costs
+
+    saved = {f.name: r.config[f.name] for f in dataclasses.fields(RunConfig) if f.name in r.config}
+    saved.update(profiles=tuple(saved["profiles"]),
+                 learner_settings=tuple(saved.get("learner_settings", ())))
+    if str(saved.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+        saved["device"] = "cpu"
+    return measure_costs(RunConfig(**saved))
+
+
+def comparison_section(r: RunReport, measure: bool = True) -> list[str]:
+    """The learners compared in a run with baselines: settings, the table, how it was measured."""
+    costs = _measure_costs(r) if measure else None
+    return ["### Learners compared", "",
+            "Settings of the baselines: " + "; ".join(f"`{s}`" for s in r.config["learner_settings"])
+            + ". After the last presentation, mean ± SD over trials. Costs: the state each "
+            "learner's method keeps beyond its weights, in bytes per parameter; the training "
+            "examples it stores (features, fp32, with labels); the seconds it takes to train one "
+            "network on one presentation at this run's sizes, measured on random features on the "
+            f"machine that wrote this report (device {r.config.get('device', 'cpu')}), one "
+            "network at a time.", "", comparison_table(r, costs), ""]
+
+
+def write_report(run_dirs: list[str | Path], out: str | Path,
+                 measure_costs: bool = True) -> tuple[Path, Path]:
+    """``measure_costs``: time the learners of runs with baselines (a few seconds each)."""
     from metaplastic.plots import _pyplot, figures_for
 
     reports = [evaluate(d) for d in run_dirs]
@@ -126,6 +220,11 @@ def write_report(run_dirs: list[str | Path], out: str | Path) -> tuple[Path, Pat
         html_parts.append(f"<h2>{html.escape(r.experiment)}</h2><ul>"
                           + "".join(f"<li>{html.escape(line[2:])}</li>" for line in _provenance_lines(r))
                           + "</ul>")
+        if r.config.get("learner_settings"):
+            section = comparison_section(r, measure_costs)
+            md += section
+            html_parts.append(f"<h3>Learners compared</h3><p>{html.escape(section[2])}</p>"
+                              + _md_table_to_html(section[4]))
         figure_dir = out / "figures" / r.experiment
         figure_dir.mkdir(parents=True, exist_ok=True)
         for stem, fig in figures_for(r.table).items():
