@@ -273,3 +273,12 @@ def test_readme_counts_the_claims():
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"({sum(len(e.claims) for e in EXPERIMENTS.values())} of them" in readme
+
+
+def test_trials_needed_only_for_not_shown(tables):
+    for name, spec in EXPERIMENTS.items():
+        for world in ("paper", "reversed", "weak"):
+            for claim in spec.claims:
+                measured = claim.check(tables[(name, world)])
+                if measured.verdict != NOT_SHOWN:
+                    assert measured.trials_needed is None, (name, world, claim.statement)

@@ -194,9 +194,10 @@ def combine(parts: Sequence[Part], test: str, trials: int) -> Measured:
     needed = [part.trials_needed for part in parts if part.verdict == NOT_SHOWN and part.trials_needed]
     if trials < MIN_TRIALS:
         return Measured(statistic, test, p, INCONCLUSIVE)
-    for verdict in (CONTRADICTED, NOT_SHOWN):
-        if verdict in verdicts:
-            return Measured(statistic, test, p, verdict, max(needed) if needed else None)
+    if CONTRADICTED in verdicts:
+        return Measured(statistic, test, p, CONTRADICTED)
+    if NOT_SHOWN in verdicts:
+        return Measured(statistic, test, p, NOT_SHOWN, max(needed) if needed else None)
     return Measured(statistic, test, p, HOLDS)
 
 
