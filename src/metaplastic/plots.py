@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from metaplastic.tables import final_performance, final_rows, item_schedule
+from metaplastic.tables import final_performance, final_rows, item_schedule, pass_ends, trained_so_far
 
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 FIXED_COLOURS = {"conventional": "#D55E00", "stable": "#0072B2", "hybrid": "#009E73"}
@@ -102,7 +102,7 @@ def serial_position(table: pd.DataFrame, presentation: int | None = None):
 def memorized_vs_trained(table: pd.DataFrame):
     """Number of memorized items among the first n, after the n-th presentation (Fig. 2f, 3c)."""
     plt = _pyplot()
-    serial = table[(table.presentation > 0) & (table.item <= table.presentation)]
+    serial = trained_so_far(table)
     fig, ax = plt.subplots(figsize=(5, 4.2))
     for index, (profile, group) in enumerate(serial.groupby("profile", sort=False)):
         per_trial = group.groupby(["presentation", "trial"])["memorized"].sum()
@@ -145,7 +145,7 @@ def _per_trial_curve(ax, table, value, label_suffix=""):
 def capacity_curves(table: pd.DataFrame):
     """Average performance and gross memory over the items trained so far (Fig. 3d-e)."""
     plt = _pyplot()
-    seen = table[table.item <= table.presentation]
+    seen = trained_so_far(table)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     _per_trial_curve(left, seen, lambda g: g["performance"].mean())
     _per_trial_curve(right, seen, lambda g: g["performance"].sum())
@@ -160,7 +160,7 @@ def lowest_per_repetition(table: pd.DataFrame):
     """Lowest item performance after each pass over the sequence (Fig. 4d)."""
     plt = _pyplot()
     n = int(table["n_items"].iloc[0])
-    ends = table[(table.presentation > 0) & (table.presentation % n == 0)].copy()
+    ends = table[table.presentation.isin(pass_ends(table))].copy()
     ends["presentation"] = ends["presentation"] // n
     fig, ax = plt.subplots(figsize=(5, 4))
     _per_trial_curve(ax, ends, lambda g: g["performance"].min())
