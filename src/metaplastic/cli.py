@@ -86,7 +86,8 @@ def _add_run_options(command) -> None:
     command.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     command.add_argument("--backbone", default="auto",
                          help="AlexNet weights: auto (ImageNet if obtainable, else untrained, "
-                              "recorded), imagenet, untrained, or a path to a .pth state dict "
+                              "recorded), imagenet, untrained (torchvision's variant), untrained-s1 (the "
+                              "paper's Table S1 network, untrained), or a path to a .pth state dict "
                               "(default: auto)")
     command.add_argument("--frequency-schedules", choices=FREQUENCY_SCHEDULE_SOURCES, default="published",
                          help="frequency experiment (Fig. 5): 'published' takes trial t's schedule from "

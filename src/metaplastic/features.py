@@ -34,7 +34,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 PREPROCESSING = (f"uint8/255 -> bilinear {INPUT_SIZE}x{INPUT_SIZE} (align_corners=False) -> "
                  f"3 channels -> normalise mean {IMAGENET_MEAN} std {IMAGENET_STD}")
-WEIGHT_CHOICES = ("auto", "imagenet", "untrained")
+WEIGHT_CHOICES = ("auto", "imagenet", "untrained", "untrained-s1")
+TORCHVISION_ARCHITECTURE = "torchvision alexnet.features (conv1..pool5)"
+TABLE_S1_ARCHITECTURE = "Table S1 AlexNet conv1..pool5 (96-256-384-384-256, LRN, groups; metaplastic.alexnet)"
 
 
 class BackboneError(RuntimeError):
@@ -52,9 +54,10 @@ class Backbone:
     module: torch.nn.Module
     weights: str          # what was actually loaded: "imagenet", "untrained", or a file path
     fingerprint: str      # a hash of the parameters, part of every cache key
+    architecture: str = TORCHVISION_ARCHITECTURE
 
     def describe(self) -> dict:
-        return {"architecture": "torchvision alexnet.features (conv1..pool5)",
+        return {"architecture": self.architecture,
                 "weights": self.weights, "fingerprint": self.fingerprint,
                 "preprocessing": PREPROCESSING, "extraction_version": EXTRACTION_VERSION}
 
@@ -70,6 +73,10 @@ def load_backbone(weights: str = "auto", *, seed: int = 0) -> Backbone:
     """
     if weights == "untrained":
         return _freeze(_untrained_features(seed), "untrained")
+    if weights == "untrained-s1":   # the paper's Table S1 network, untrained (metaplastic.alexnet)
+        from metaplastic.alexnet import table_s1_features
+
+        return _freeze(table_s1_features(seed), "untrained", architecture=TABLE_S1_ARCHITECTURE)
     if weights == "imagenet":
         return _freeze(_imagenet_features(), "imagenet")
     if weights == "auto":
@@ -128,7 +135,7 @@ def _features_from_file(path: Path) -> torch.nn.Module:
     return features
 
 
-def _freeze(module: torch.nn.Module, weights: str) -> Backbone:
+def _freeze(module: torch.nn.Module, weights: str, architecture: str = TORCHVISION_ARCHITECTURE) -> Backbone:
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -136,7 +143,7 @@ def _freeze(module: torch.nn.Module, weights: str) -> Backbone:
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return Backbone(module, weights, digest.hexdigest()[:16])
+    return Backbone(module, weights, digest.hexdigest()[:16], architecture)
 
 
 # ------------------------------------------------------------------ extraction

@@ -1,0 +1,72 @@
+"""The feature extractor of the paper's Table S1: the original AlexNet, conv1..pool5.
+
+Krizhevsky et al. (2012) as Table S1 lists it, which torchvision's ``alexnet``
+is not (torchvision has 64-192-384-256-256 kernels, no normalisation, no
+groups):
+
+======  ==========================================  ======================
+layer   kernels                                     then
+======  ==========================================  ======================
+conv1   96 x 11x11x3, stride 4                      ReLU, LRN, max pool 3/2
+conv2   256 x 5x5x48, 2 groups, padding 2           ReLU, LRN, max pool 3/2
+conv3   384 x 3x3x256, padding 1                    ReLU
+conv4   384 x 3x3x192, 2 groups, padding 1          ReLU
+conv5   256 x 3x3x192, 2 groups, padding 1          ReLU, max pool 3/2
+======  ==========================================  ======================
+
+Input 227 x 227 x 3, output 6 x 6 x 256 = 9,216 features, 2,334,080
+parameters. LRN is cross-channel over 5 channels with alpha 1e-4, beta 0.75,
+k 1, the reference network's constants; ``torch.nn.LocalResponseNorm``
+divides alpha by the size as the reference does.
+
+The untrained network draws its weights from a CPU ``torch.Generator`` seeded
+by ``seed`` (He-normal weights, the right scale for ReLU layers; zero biases),
+so it is the same on every machine for a given seed and torch version.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+#: Local response normalisation of the reference (size, alpha, beta, k).
+LRN = dict(size=5, alpha=1e-4, beta=0.75, k=1.0)
+
+#: (out channels, kernel, stride, padding, groups, then LRN?, then pool?) per conv layer.
+CONV_LAYERS = (
+    (96, 11, 4, 0, 1, True, True),
+    (256, 5, 1, 2, 2, True, True),
+    (384, 3, 1, 1, 1, False, False),
+    (384, 3, 1, 1, 2, False, False),
+    (256, 3, 1, 1, 2, False, True),
+)
+
+
+def table_s1_features(seed: int | None = 0) -> nn.Sequential:
+    """conv1..pool5 of Table S1; weights drawn from ``seed`` (None: leave torch's default init)."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for out, kernel, stride, padding, groups, lrn, pool in CONV_LAYERS:
+        layers += [nn.Conv2d(channels, out, kernel, stride=stride, padding=padding, groups=groups),
+                   nn.ReLU(inplace=True)]
+        if lrn:
+            layers.append(nn.LocalResponseNorm(**LRN))
+        if pool:
+            layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
+        channels = out
+    features = nn.Sequential(*layers)
+    if seed is not None:
+        _initialise(features, torch.Generator().manual_seed(seed))
+    return features
+
+
+@torch.no_grad()
+def _initialise(features: nn.Sequential, generator: torch.Generator) -> None:
+    for layer in features:
+        if isinstance(layer, nn.Conv2d):
+            fan_in = layer.weight[0].numel()            # input channels per group x kernel area
+            layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator)
+                               * math.sqrt(2.0 / fan_in))
+            layer.bias.zero_()
