@@ -1,0 +1,143 @@
+"""One training step of the lab against the device's limit (a roofline), for each scale preset.
+
+For the quick and the paper preset it builds the lab's stacked head (B networks,
+``[9216, W, W, N]``) and its MetaplasticSGD, and measures in this run:
+
+* the time of one training step (zero the gradients, forward, backward, step),
+  as the engine does it;
+* the FLOPs of that step (forward and backward products; the first layer needs
+  no input gradient because the features are constants) and its bytes of memory
+  traffic (weights read in the forward and the backward pass, weight gradients
+  written, gradients zeroed, the optimizer reading gradient, S and weight and
+  writing the weight, and the activations);
+* the device's FLOP/s (a plain large matrix product) and bytes/s (a plain large
+  elementwise ``addcmul_``: three reads and one write);
+* the roofline time, max(FLOPs / FLOP/s, bytes / bytes/s), which says whether
+  arithmetic or memory traffic sets the limit, and its ratio to the measured time
+  (1.0 = at the limit).
+
+It also prints the time per trial-network: steps per trial (presentations x
+epochs x mini-batches) times the step time, divided by B.
+
+    python benchmarks/bench_scale.py [--device cpu] [--scales quick,paper] [--steps 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from metaplastic._memory import keep_freed_memory
+from metaplastic.classifier import StackedMLP
+from metaplastic.config import SCALES
+from metaplastic.features import FEATURE_DIM
+from metaplastic.optim import MetaplasticSGD
+
+FLOAT = 4   # bytes of a float32
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn, device, repeats: int) -> float:
+    """Median seconds of ``fn`` over ``repeats`` runs after one warm-up run."""
+    fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def device_flops(device, n: int, repeats: int) -> float:
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    return 2 * n**3 / _timed(lambda: torch.mm(a, b), device, repeats)
+
+
+def device_bandwidth(device, n: int, repeats: int) -> float:
+    a, b, c = (torch.randn(n, device=device) for _ in range(3))
+    return 4 * n * FLOAT / _timed(lambda: a.addcmul_(b, c, value=1e-9), device, repeats)
+
+
+def step_cost(widths: list[int], networks: int, batch: int) -> tuple[float, float]:
+    """(FLOPs, bytes) of one training step of ``networks`` stacked MLPs on ``batch`` examples."""
+    sizes = [i * o for i, o in zip(widths[:-1], widths[1:])]
+    weights = networks * sum(sizes)
+    flops = networks * 2 * batch * (2 * sum(sizes) + sum(sizes[1:]))  # forward, dW, dX (not layer 1)
+    weight_bytes = FLOAT * (weights                       # forward reads W
+                            + networks * sum(sizes[1:])   # backward dX reads W (layers 2..)
+                            + weights                     # dW written
+                            + weights                     # zero_grad writes dW
+                            + 4 * weights)                # step: read dW, S, W; write W
+    activations = networks * batch * sum(widths) * FLOAT * 4   # write + read, forward and backward
+    return flops, weight_bytes + activations
+
+
+def measure_step(scale, device, steps: int, networks: int) -> float:
+    widths = [FEATURE_DIM, scale.width, scale.width, 10]
+    generators = [torch.Generator().manual_seed(k) for k in range(networks)]
+    model = StackedMLP(widths, generators, list(range(networks))).to(device)
+    groups = [{"params": [w], "flexibility": torch.rand(w.shape, generator=generators[0]).to(device)}
+              for w in model.weights] + [{"params": list(model.biases), "scaled": False}]
+    optimizer = MetaplasticSGD(groups, lr=scale.lr, alpha=scale.alpha, flexibility=1.0)
+    x = torch.randn(networks, scale.batch_size, FEATURE_DIM, device=device)
+    y = torch.randint(0, 10, (networks, scale.batch_size), device=device)
+    optimizer.consolidate()
+
+    def step():
+        optimizer.zero_grad(set_to_none=False)
+        logits = model(x)
+        F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+        optimizer.step()
+
+    return _timed(step, device, steps)
+
+
+def steps_per_trial(scale, items: int = 10) -> int:
+    examples = scale.train_per_class + (items - 1) * round(scale.train_per_class / (items - 1))
+    return items * scale.epochs * math.ceil(examples / scale.batch_size)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--scales", default="quick,paper", help="comma-separated presets")
+    parser.add_argument("--networks", type=int, default=3, help="networks stacked (default 3: "
+                        "conventional, stable, hybrid of one trial)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per preset (median)")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()   # as the lab does on the CPU (metaplastic._memory)
+    big = 4096 if device.type == "cpu" else 8192
+    flops_s = device_flops(device, big, 5)
+    bytes_s = device_bandwidth(device, 2**25, 9)
+    print(f"device {device} ({torch.get_num_threads()} threads): matmul {flops_s / 1e9:.1f} GFLOP/s, "
+          f"addcmul_ {bytes_s / 1e9:.1f} GB/s")
+    for name in args.scales.split(","):
+        scale = SCALES[name]
+        widths = [FEATURE_DIM, scale.width, scale.width, 10]
+        flops, traffic = step_cost(widths, args.networks, scale.batch_size)
+        measured = measure_step(scale, device, args.steps, args.networks)
+        compute, memory = flops / flops_s, traffic / bytes_s
+        roofline = max(compute, memory)
+        per_trial_network = measured * steps_per_trial(scale) / args.networks
+        print(f"{name:<6} B={args.networks} batch {scale.batch_size} width {scale.width}: step "
+              f"{measured * 1e3:.1f} ms; {flops / 1e9:.2f} GFLOP, {traffic / 1e9:.3f} GB; roofline "
+              f"{roofline * 1e3:.1f} ms ({'compute' if compute >= memory else 'memory'}-bound: "
+              f"compute {compute * 1e3:.1f} ms, memory {memory * 1e3:.1f} ms); roofline/measured "
+              f"{roofline / measured:.2f}; {steps_per_trial(scale)} steps a trial: "
+              f"{per_trial_network:.1f} s per trial-network")
+
+
+if __name__ == "__main__":
+    main()
