@@ -108,8 +108,9 @@ Baseline = EWC | SI | Replay | MetaAdam
 #: The families by name; a learner name is ``family`` or ``family:key=value,key=value``.
 FAMILIES: dict[str, type] = {cls.family: cls for cls in (EWC, SI, Replay, MetaAdam)}
 
-#: The settings each family takes when a name gives none: the choices of the recorded sweep
-#: (docs/calibration.md, "Baselines"). Changing one changes what ``ewc`` means: record it there.
+#: The settings each family takes when a name gives none. PROVISIONAL: set before the recorded
+#: sweep (docs/calibration.md, "Baselines") had finished; replace them by its choices. Runs
+#: record every setting (``RunConfig.learner_settings``), so a change never mixes in a folder.
 DEFAULTS: dict[str, Baseline] = {
     "ewc": EWC(),
     "si": SI(),
