@@ -14,7 +14,7 @@ def test_list(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["run", "nonsense"], "unknown experiment 'nonsense'"),
     (["run", "serial-position", "--items", "46"], "--items must be between 3 and 45"),
-    (["run", "serial-position", "--trials", "0"], "--trials must be at least 1"),
+    (["run", "serial-position", "--trials", "0"], "--trials must be between 1 and"),
     (["run", "serial-position", "--scale", "huge"], "unknown scale 'huge'"),
     (["run", "serial-position", "--device", "tpu"], "--device must be cpu or cuda"),
 ])
@@ -58,4 +58,4 @@ def test_samples_grid(tmp_path, shared_data, capsys):
                  "--data-dir", str(shared_data)]) == 0
     assert Image.open(out).size == (3 * 56, 2 * 56)
     assert main(["samples", "--classes", "33", "--data-dir", str(shared_data)]) == 2
-    assert "unknown class(es) 33" in capsys.readouterr().err
+    assert "unknown class(es) '33'" in capsys.readouterr().err

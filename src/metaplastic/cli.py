@@ -8,12 +8,23 @@ import sys
 import warnings
 from pathlib import Path
 
-from metaplastic.config import FREQUENCY_SCHEDULE_SOURCES
+from metaplastic.config import FREQUENCY_SCHEDULE_SOURCES, MAX_SEED
 from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
 
 
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (no usage block): ``metaplastic: error: ...``, exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"metaplastic: error: {message} (see {self.prog} --help)\n")
+
+
+#: Images per class in a sample grid: one row of the PNG.
+MAX_SAMPLES_PER_CLASS = 200
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="metaplastic",
         description="Neuromimetic metaplasticity for continual learning: run the paper's experiments.",
         epilog="Example: metaplastic run serial-position --scale quick --data-dir ../shared/data")
@@ -95,6 +106,17 @@ def _add_run_options(command) -> None:
                               "item i is shown i times; generated instead, with a warning, if absent); "
                               "'generated' draws schedules with the same property (default: published)")
     command.add_argument("--quiet", action="store_true", help="no progress bars")
+    command.add_argument("--executor", choices=("local", "ray"), default="local",
+                         help="where trials run: in this process (local) or as Ray tasks, one per trial, "
+                              "each writing into the run folder (needs metaplastic[ray]; docs/cluster.md) "
+                              "(default: local)")
+    command.add_argument("--address", help="--executor ray: the Ray cluster to join (auto, HOST:PORT or "
+                                           "ray://HOST:PORT); default: start a local cluster")
+    command.add_argument("--workers", type=int, help="--executor ray without --address: CPUs of the local "
+                                                     "cluster, i.e. trials at once (default: all cores)")
+    command.add_argument("--gpus-per-task", type=float,
+                         help="--executor ray with --device cuda: GPU share of one trial, in (0, 1] "
+                              "(default 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,40 +189,54 @@ def _reproduce(args) -> int:
 def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | None = None) -> int:
     from metaplastic.data.mnist import DataError
     from metaplastic.engine import TrainingDiverged
+    from metaplastic.executors import ExecutorError, make_executor
     from metaplastic.features import BackboneError, CacheError
-    from metaplastic.lab import Lab, run_experiment
+    from metaplastic.lab import Lab, ResourceError, check_resources, run_experiment
     from metaplastic.results import RunFolderError
 
     try:
         configs = [_config(args, name, **sizes) for name in experiments]
-    except ValueError as error:
+        executor = make_executor(args.executor, address=args.address, workers=args.workers,
+                                 gpus_per_task=args.gpus_per_task)
+        for config in configs:
+            check_resources(config, None)   # memory, before anything is loaded
+    except (ValueError, ResourceError) as error:
         return _fail(str(error))
     if args.device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             return _fail("--device cuda was asked for but no CUDA device is available; use --device cpu")
+        index = int(args.device[5:]) if args.device.startswith("cuda:") else 0
+        if index >= torch.cuda.device_count():
+            return _fail(f"--device {args.device}: this machine has {torch.cuda.device_count()} CUDA "
+                         f"device(s), cuda:0..cuda:{torch.cuda.device_count() - 1}")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always")
+            warnings.simplefilter("default")   # each distinct warning once, as one line
             warnings.showwarning = _show_warning
             lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone,
                       device=args.device)
-        for config in configs:
-            result = run_experiment(config, lab, args.out, progress=not args.quiet)
-            _report(result)
-            if folders is not None:
-                folders.append(result.store.path)
-    except (DataError, BackboneError, CacheError, RunFolderError, TrainingDiverged) as error:
+            for config in configs:
+                result = run_experiment(config, lab, args.out, progress=not args.quiet,
+                                        executor=executor)
+                _report(result)
+                if folders is not None:
+                    folders.append(result.store.path)
+    except (DataError, BackboneError, CacheError, RunFolderError, TrainingDiverged, ResourceError,
+            ExecutorError) as error:
         return _fail(str(error))
     return 0
 
 
 def _plot(args) -> int:
     from metaplastic.plots import plot_run
+    from metaplastic.results import RunFolderError, read_records
 
-    if not (Path(args.run_dir) / "records.parquet").exists():
-        return _fail(f"{args.run_dir} is not a run folder (no records.parquet)")
+    try:
+        read_records(args.run_dir)   # checks the folder, and rebuilds records.parquet from its trials
+    except RunFolderError as error:
+        return _fail(str(error))
     for path in plot_run(args.run_dir):
         print(path)
     return 0
@@ -210,27 +246,45 @@ def _samples(args) -> int:
     from metaplastic.data.mnist import DataError, load_digits
     from metaplastic.data.two_digit import CLASSES, save_sample_grid
 
-    classes = tuple(args.classes.split(",")) if args.classes else CLASSES
+    classes = tuple(args.classes.split(",")) if args.classes is not None else CLASSES
     unknown = [c for c in classes if c not in CLASSES]
     if unknown:
-        return _fail(f"unknown class(es) {', '.join(unknown)}; classes are 'ij' with i < j, e.g. 38")
+        return _fail(f"unknown class(es) {', '.join(map(repr, unknown))}; classes are 'ij' with "
+                     "i < j, e.g. 38")
+    if not 1 <= args.per_class <= MAX_SAMPLES_PER_CLASS:
+        return _fail(f"--per-class must be between 1 and {MAX_SAMPLES_PER_CLASS} (images in one row "
+                     f"of the grid), got {args.per_class}")
+    if not 0 <= args.seed <= MAX_SEED:
+        return _fail(f"--seed must be between 0 and 2**63-1, got {args.seed}")
+    if Path(args.out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+        return _fail(f"--out {args.out}: give an image file name ending in .png (or .jpg, .tif, ...)")
     try:
         digits = load_digits(args.data_dir)
         path = save_sample_grid(digits, args.out, classes=classes, per_class=args.per_class,
                                 split=args.split, seed=args.seed)
-    except (DataError, OSError) as error:
+    except DataError as error:
         return _fail(str(error))
+    except OSError as error:
+        return _fail(f"cannot write {args.out} ({error.strerror or error})")
     print(path)
     return 0
 
 
 def _report_command(args) -> int:
     from metaplastic.report import write_report
+    from metaplastic.results import RunFolderError, read_records
 
-    missing = [d for d in args.run_dirs if not (Path(d) / "records.parquet").exists()]
-    if missing:
-        return _fail(f"not a run folder (no records.parquet): {', '.join(missing)}")
-    md, page = write_report(args.run_dirs, args.out)
+    try:
+        for folder in args.run_dirs:
+            read_records(folder)   # checks it, and rebuilds records.parquet from its trials
+    except RunFolderError as error:
+        return _fail(str(error))
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        return _fail(f"--out {args.out} is a file; the report needs a folder")
+    try:
+        md, page = write_report(args.run_dirs, args.out)
+    except OSError as error:
+        return _fail(f"cannot write the report into {args.out} ({error.strerror or error})")
     print(f"report: {md} and {page}")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 
 from metaplastic.data.two_digit import CLASSES
@@ -19,6 +20,19 @@ N_CLASSES = len(CLASSES)
 
 #: Where the frequency experiment's schedules come from (docs/frequency.md).
 FREQUENCY_SCHEDULE_SOURCES = ("published", "generated")
+
+#: The version of what a trial computes. It is part of every run's identity (its folder name), so
+#: a resume never mixes trials of two versions of the code. Bump it in the same commit as any
+#: change that alters the records a given configuration and seed produce: task sets, sequences,
+#: initialisation, the training loop, the rule, the statistics written per record, or the
+#: preprocessing of features. Do not bump it for changes that leave records bit-identical
+#: (speed, logging, new columns computed from existing ones, docs).
+PROTOCOL_VERSION = 1
+
+#: Bounds on settings beyond which a run is not a setting of this lab but a typo.
+MAX_TRIALS = 1_000_000
+MAX_EPOCHS = 10_000
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -81,7 +95,8 @@ class RunConfig:
 
     #: Settings that do not change any number a trial produces: left out of the run's identity,
     #: so that asking for more trials extends a run folder instead of starting a new one.
-    NOT_IDENTITY = ("trials",)
+    #: The backbone is named as asked ("auto", a path); its fingerprint (provenance) is what counts.
+    NOT_IDENTITY = ("trials", "backbone")
 
     def identity(self) -> dict:
         # Empty learner settings are left out, so runs of profiles only keep their folder names.
@@ -89,7 +104,8 @@ class RunConfig:
                 if k not in self.NOT_IDENTITY and not (k == "learner_settings" and not v)}
 
     def run_hash(self, provenance: dict) -> str:
-        text = json.dumps({"config": self.identity(), "provenance": provenance}, sort_keys=True)
+        text = json.dumps({"config": self.identity(), "provenance": provenance,
+                           "protocol_version": PROTOCOL_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict:
@@ -101,15 +117,25 @@ def validate(config: RunConfig) -> None:
     if not 3 <= config.items <= N_CLASSES:
         raise ValueError(f"--items must be between 3 and {N_CLASSES} (there are {N_CLASSES} "
                          f"two-digit classes), got {config.items}")
-    if config.trials < 1:
-        raise ValueError(f"--trials must be at least 1, got {config.trials}")
+    if not 1 <= config.trials <= MAX_TRIALS:
+        raise ValueError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {config.trials}")
     for name in ("width", "train_per_class", "test_per_class", "epochs", "batch_size"):
         if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1, got {getattr(config, name)}")
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+    if config.epochs > MAX_EPOCHS:
+        raise ValueError(f"--epochs must be at most {MAX_EPOCHS:,}, got {config.epochs}")
+    for name in ("seed", "dataset_seed"):
+        if not 0 <= getattr(config, name) <= MAX_SEED:
+            raise ValueError(f"--{name.replace('_', '-')} must be between 0 and 2**63-1, "
+                             f"got {getattr(config, name)}")
     for name in ("lr", "alpha", "feature_scale"):
-        if not getattr(config, name) >= 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
-    if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
+        if not 0 <= getattr(config, name) < math.inf:   # also refuses nan
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number >= 0, "
+                             f"got {getattr(config, name)}")
+    if not 0 <= config.dropout < 1:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
+    if config.device not in ("cpu", "cuda") and not (config.device.startswith("cuda:")
+                                                      and config.device[5:].isdigit()):
         raise ValueError(f"--device must be cpu or cuda, got {config.device!r}")
     if config.frequency_schedules not in FREQUENCY_SCHEDULE_SOURCES:
         raise ValueError(f"--frequency-schedules must be one of {', '.join(FREQUENCY_SCHEDULE_SOURCES)}, "

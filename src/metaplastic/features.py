@@ -116,14 +116,22 @@ def _imagenet_features() -> torch.nn.Module:
 def _features_from_file(path: Path) -> torch.nn.Module:
     from torchvision.models import alexnet
 
+    if path.is_dir():
+        raise BackboneError(f"--backbone {path} is a folder; give a .pth file holding an AlexNet "
+                            "state dict, or one of " + ", ".join(WEIGHT_CHOICES))
     if not path.is_file():
         raise BackboneError(f"backbone weights file {path} does not exist")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise BackboneError(f"cannot read backbone weights {path}: {error}") from None
+    except Exception as error:   # not a torch file, truncated, or pickled objects other than tensors
+        text = str(error).strip().splitlines()
+        raise BackboneError(f"cannot read backbone weights {path} as a torch state dict "
+                            f"({type(error).__name__}: {text[0][:160] if text else ''})") from None
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BackboneError(f"{path} is not an AlexNet state dict (it holds a {type(state).__name__}, "
+                            "not a mapping of parameter names to tensors)")
     features = alexnet(weights=None).features
     # Accept a whole AlexNet ("features.0.weight", "classifier...") or its features only ("0.weight").
     own = {key.removeprefix("features."): value for key, value in state.items()
@@ -217,10 +225,10 @@ class FeatureCache:
         array_path, meta_path = self.root / f"{key}.npy", self.root / f"{key}.json"
         try:
             meta = json.loads(meta_path.read_text())
-            if meta.get("sha256") != _sha256(array_path):
-                return None
+            if not isinstance(meta, dict) or meta.get("sha256") != _sha256(array_path):
+                return None   # damaged or foreign entry: built again
             features = np.load(array_path, mmap_mode="r")
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):
             return None
         if features.shape != (n, FEATURE_DIM) or features.dtype != np.float16:
             return None

@@ -79,6 +79,23 @@ def load_digits(data_dir: str | os.PathLike | None = None, *, download: bool = T
     """Load MNIST from ``data_dir`` (see module doc), downloading or falling back if needed."""
     root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     raw = root / "MNIST" / "raw"
+    for folder in (root, root / "MNIST", raw):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"{folder} is a file, not a folder; --data-dir / {ENV_VAR} must be a "
+                            "folder holding MNIST/raw/ (or one to download MNIST into)")
+    present = [name for name in MNIST_FILES if (raw / name).exists()]
+    if 0 < len(present) < len(MNIST_FILES):   # a half-copied folder: complete it or say so
+        missing = sorted(set(MNIST_FILES) - set(present))
+        try:
+            if not download:
+                raise OSError("downloads disabled")
+            return _download_torchvision(root)
+        except DataError:
+            raise
+        except Exception:
+            raise DataError(f"MNIST in {raw} is incomplete ({', '.join(missing)} missing) and could "
+                            "not be downloaded; copy the missing files there, or point --data-dir "
+                            "at a complete MNIST") from None
     if all((raw / name).exists() for name in MNIST_FILES):
         return _read_torchvision(root)
     if download:
