@@ -40,6 +40,8 @@ GRID = {
 
 def cost_key(name: str) -> float:
     """Smaller is cheaper: only replay's buffer costs more as the setting grows."""
+    if not learners.is_baseline(name):
+        return 0.0
     learner = learners.parse(name)
     return float(learner.buffer) if isinstance(learner, learners.Replay) else 0.0
 
@@ -54,6 +56,7 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--cache-dir")
     parser.add_argument("--families", default=",".join(GRID), help="methods to sweep")
+    parser.add_argument("--records", help="also save the records table here (Parquet)")
     args = parser.parse_args()
 
     names = ["hybrid", "conventional"] + [n for f in args.families.split(",") for n in GRID[f]]
@@ -66,6 +69,8 @@ def main() -> None:
     start = time.perf_counter()
     table = run_trials(config, lambda c, s, n: cached[(c, s)], trials, timings=timings)
     seconds = time.perf_counter() - start
+    if args.records:   # first, so that nothing below can lose the sweep
+        table.to_parquet(args.records, index=False)
 
     final = final_rows(table)
     n = config.items
