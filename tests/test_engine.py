@@ -149,3 +149,9 @@ def test_frequency_without_published_schedules_generates_and_records_it():
     shown = table[(table.presentation > 0) & (table.profile == "hybrid")].drop_duplicates("presentation")
     counts = shown["presented_item"].value_counts()
     assert all(counts[i] == i for i in range(1, 6))            # item i presented i times
+
+
+def test_divergence_is_reported_with_the_non_finite_loss_and_its_epoch():
+    config = tiny_config(lr=1e30, feature_scale=1e6, epochs=3)
+    with pytest.raises(engine.TrainingDiverged, match=r"loss became (nan|inf|-inf) .* epoch 1 "):
+        engine.run_trials(config, synthetic_features, [0])

@@ -233,6 +233,9 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
     for g in groups:
         g.model.train()
     for epoch in range(config.epochs if epochs is None else epochs):
+        # Non-finite losses are collected on the device and checked once per epoch, not per step:
+        # reading a flag back every step would stall a GPU at each mini-batch.
+        failed = {id(g): None for g in groups}
         order = torch.stack([torch.as_tensor(t.rng.permutation(size)) for t in trials]).to(x.device)
         for start in range(0, size, config.batch_size):
             batch = order[:, start:start + config.batch_size]                 # [T, b]
@@ -243,9 +246,11 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
                     xb, yb = g.trainer.compose(xt[g.owner], yt[g.owner])
                     # Sum over networks of each network's mean loss: each slice gets its own gradient.
                     losses = learners.stacked_losses(g.model, xb, yb)
-                    if not torch.isfinite(losses).all():
-                        _diverged(config, g, trials, losses, k, epoch)
+                    failed[id(g)] = _first_nonfinite(failed[id(g)], losses)
                     g.trainer.step(losses)
+        for g in groups:
+            if bool((~torch.isfinite(failed[id(g)])).any()):      # one host sync per epoch
+                _diverged(config, g, trials, failed[id(g)], k, epoch)
     for g in groups:
         with _timer(g, "boundary_seconds"):
             if g.trainer.uses_item_data:
@@ -261,6 +266,14 @@ def _timer(group: Group, field: str):
         yield
     finally:
         setattr(group, field, getattr(group, field) + time.perf_counter() - start)
+
+
+def _first_nonfinite(seen: torch.Tensor | None, losses: torch.Tensor) -> torch.Tensor:
+    """Per network, its first non-finite loss of the epoch if any, else its latest loss."""
+    losses = losses.detach()
+    if seen is None:
+        return losses.clone()
+    return torch.where(torch.isfinite(seen), losses, seen)
 
 
 def _diverged(config, group, trials, losses, k, epoch):
