@@ -443,8 +443,7 @@ def gross_memory_saturates(profile: str) -> Callable:
             return gap
         n = tables.n_items(table)
         third = round(n / 3)
-        g1, g_a, g_b = _at_lengths(table, profile, "performance", "sum", (1, third, n - third))
-        (g_n,) = _at_lengths(table, profile, "performance", "sum", (n,))
+        g1, g_a, g_b, g_n = _at_lengths(table, profile, "performance", "sum", (1, third, n - third, n))
         part = greater(g_a - g1, g_n - g_b, f"{profile} gross-memory gain over items 1-{third} vs "
                        f"{n - third}-{n}", paired=True)
         return combine([part], "one-sided paired t-test", _trials(table, [profile]))

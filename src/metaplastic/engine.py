@@ -235,22 +235,22 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
     for epoch in range(config.epochs if epochs is None else epochs):
         # Non-finite losses are collected on the device and checked once per epoch, not per step:
         # reading a flag back every step would stall a GPU at each mini-batch.
-        failed = {id(g): None for g in groups}
+        failed: list[torch.Tensor | None] = [None] * len(groups)
         order = torch.stack([torch.as_tensor(t.rng.permutation(size)) for t in trials]).to(x.device)
         for start in range(0, size, config.batch_size):
             batch = order[:, start:start + config.batch_size]                 # [T, b]
             xt = torch.gather(x, 1, batch.unsqueeze(-1).expand(-1, -1, x.shape[2]))
             yt = torch.gather(y, 1, batch)                                   # [T, b]
-            for g in groups:   # every learner on the same mini-batches, in lockstep
+            for index, g in enumerate(groups):   # every learner on the same mini-batches, in lockstep
                 with _timer(g, "step_seconds"):
                     xb, yb = g.trainer.compose(xt[g.owner], yt[g.owner])
                     # Sum over networks of each network's mean loss: each slice gets its own gradient.
                     losses = learners.stacked_losses(g.model, xb, yb)
-                    failed[id(g)] = _first_nonfinite(failed[id(g)], losses)
+                    failed[index] = _first_nonfinite(failed[index], losses)
                     g.trainer.step(losses)
-        for g in groups:
-            if bool((~torch.isfinite(failed[id(g)])).any()):      # one host sync per epoch
-                _diverged(config, g, trials, failed[id(g)], k, epoch)
+        for g, losses in zip(groups, failed):
+            if losses is not None and bool((~torch.isfinite(losses)).any()):   # one sync per epoch
+                _diverged(config, g, trials, losses, k, epoch)
     for g in groups:
         with _timer(g, "boundary_seconds"):
             if g.trainer.uses_item_data:

@@ -223,15 +223,6 @@ def resolve_learners(experiment: str, names: str | list[str] | tuple[str, ...]) 
     return tuple(out)
 
 
-def profile_object(experiment: str, name: str) -> FlexibilityProfile:
-    """The flexibility profile a record's profile name stands for in an experiment."""
-    profiles = EXPERIMENTS[experiment].profiles
-    if name not in profiles:
-        raise ValueError(f"profile {name!r} is not part of experiment {experiment!r}; "
-                         f"its profiles: {', '.join(profiles)}")
-    return profiles[name]
-
-
 def make_config(experiment: str, scale: str = "quick", *, items: int | None = None,
                 trials: int | None = None, seed: int = 0, learners: str | list[str] | None = None,
                 **overrides) -> RunConfig:
@@ -264,4 +255,4 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
 _learners = learners   # make_config's argument of that name hides the module
 
 __all__ = ["BASELINES", "EXPERIMENTS", "SCALES", "Experiment", "RunConfig", "SequenceRequest",
-           "learner_object", "make_config", "profile_object", "resolve_learners"]
+           "learner_object", "make_config", "resolve_learners"]

@@ -31,18 +31,20 @@ def final_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["presentation"] == last]
 
 
-def performance_at(table: pd.DataFrame, profile: str, presentation: int | None = None) -> pd.DataFrame:
-    """trials x items of performance after a presentation (default: each trial's last)."""
+def column_at(table: pd.DataFrame, profile: str, column: str,
+              presentation: int | None = None) -> pd.DataFrame:
+    """trials x items of ``column`` after a presentation (default: each trial's last)."""
     rows = table[table.profile == profile]
     rows = final_rows(rows) if presentation is None else rows[rows.presentation == presentation]
-    return rows.pivot(index="trial", columns="item", values="performance").sort_index()
+    return rows.pivot(index="trial", columns="item", values=column).sort_index()
+
+
+def performance_at(table: pd.DataFrame, profile: str, presentation: int | None = None) -> pd.DataFrame:
+    return column_at(table, profile, "performance", presentation)
 
 
 def memorized_at(table: pd.DataFrame, profile: str, presentation: int | None = None) -> pd.DataFrame:
-    """trials x items of the memorized flag after a presentation (default: each trial's last)."""
-    rows = table[table.profile == profile]
-    rows = final_rows(rows) if presentation is None else rows[rows.presentation == presentation]
-    return rows.pivot(index="trial", columns="item", values="memorized").sort_index().astype(bool)
+    return column_at(table, profile, "memorized", presentation).astype(bool)
 
 
 def memorized_counts(table: pd.DataFrame, profile: str, presentation: int | None = None) -> np.ndarray:
