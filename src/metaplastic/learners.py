@@ -67,7 +67,7 @@ from metaplastic.optim import MetaplasticSGD
 class EWC:
     """Online EWC: penalty strength ``lam``, Fisher decay per item ``decay`` (1: plain sum)."""
 
-    lam: float = 1e5
+    lam: float = 1e2
     decay: float = 0.9
     family: ClassVar[str] = "ewc"
 
@@ -76,7 +76,7 @@ class EWC:
 class SI:
     """Synaptic intelligence: penalty strength ``c``, damping ``xi`` (Zenke et al.: 1e-3)."""
 
-    c: float = 1.0
+    c: float = 1e4
     xi: float = 1e-3
     family: ClassVar[str] = "si"
 
@@ -86,7 +86,7 @@ class Replay:
     """Reservoir replay: ``buffer`` stored examples per network, ``replay_batch`` per mini-batch
     (0: as many as the current mini-batch holds)."""
 
-    buffer: int = 200
+    buffer: int = 3000
     replay_batch: int = 0
     family: ClassVar[str] = "replay"
 
@@ -95,8 +95,8 @@ class Replay:
 class MetaAdam:
     """Laborieux et al. (2021) for real weights: Adam at ``lr`` with metaplasticity ``m``."""
 
-    m: float = 10.0
-    lr: float = 1e-5
+    m: float = 30.0
+    lr: float = 1e-6
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-8
@@ -108,15 +108,11 @@ Baseline = EWC | SI | Replay | MetaAdam
 #: The families by name; a learner name is ``family`` or ``family:key=value,key=value``.
 FAMILIES: dict[str, type] = {cls.family: cls for cls in (EWC, SI, Replay, MetaAdam)}
 
-#: The settings each family takes when a name gives none. PROVISIONAL: set before the recorded
-#: sweep (docs/calibration.md, "Baselines") had finished; replace them by its choices. Runs
-#: record every setting (``RunConfig.learner_settings``), so a change never mixes in a folder.
-DEFAULTS: dict[str, Baseline] = {
-    "ewc": EWC(),
-    "si": SI(),
-    "replay": Replay(),
-    "meta-adam": MetaAdam(),
-}
+#: The settings each family takes when a name gives none: the choices of the recorded sweep at
+#: the quick preset (scripts/sweep_learners.py, 2 trials, seed 0; docs/calibration.md,
+#: "Baselines"). Runs record every setting (``RunConfig.learner_settings``), so a change of
+#: these never mixes two settings in one run folder.
+DEFAULTS: dict[str, Baseline] = {cls.family: cls() for cls in (EWC, SI, Replay, MetaAdam)}
 
 
 def parse(name: str) -> Baseline:
