@@ -17,6 +17,9 @@ def test_list(capsys):
     (["run", "serial-position", "--trials", "0"], "--trials must be between 1 and"),
     (["run", "serial-position", "--scale", "huge"], "unknown scale 'huge'"),
     (["run", "serial-position", "--device", "tpu"], "--device must be cpu or cuda"),
+    (["run", "serial-position", "--trial-batch", "0"], "--trial-batch must be at least 1"),
+    (["run", "serial-position", "--memory-budget", "-2"], "--memory-budget must be a positive"),
+    (["run", "serial-position", "--precision", "tf32"], "tf32 changes only the matrix products"),
 ])
 def test_bad_options_give_one_clear_line(argv, message, capsys):
     assert main(argv) == 2

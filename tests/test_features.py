@@ -159,3 +159,12 @@ def test_auto_falls_back_to_untrained_loudly(monkeypatch):
 def test_bad_backbone_choice(bad, message):
     with pytest.raises(ft.BackboneError, match=message):
         ft.load_backbone(bad)
+
+
+def test_cache_key_names_the_extraction_device_except_for_the_cpu(tmp_path, backbone):
+    cpu = ft.FeatureCache(tmp_path / "c", backbone, digits_fingerprint="d")
+    gpu = ft.FeatureCache(tmp_path / "c", backbone, digits_fingerprint="d", device="cuda")
+    assert "extraction" not in cpu.settings("01", "train", 5, 0)   # keys of earlier CPU caches kept
+    assert gpu.settings("01", "train", 5, 0)["extraction"] == {"device": "cuda", "precision": "float32"}
+    assert cpu.key("01", "train", 5, 0) != gpu.key("01", "train", 5, 0)
+    assert (cpu.batch_size, gpu.batch_size) == (64, 512)   # large batches on a GPU

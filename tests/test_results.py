@@ -60,8 +60,8 @@ def test_resume_after_a_kill_gives_the_same_table(tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(lab_module, "run_trials", killed_on_second_trial)
-    with pytest.raises(KeyboardInterrupt):
-        run_experiment(config, FakeLab(), tmp_path / "killed", progress=False)
+    with pytest.raises(KeyboardInterrupt):   # one trial per batch here (batches: test_batching.py)
+        run_experiment(config, FakeLab(), tmp_path / "killed", progress=False, trial_batch=1)
     store = RunStore(tmp_path / "killed", config, FakeLab().provenance())
     assert store.finished_trials() == {0}                   # trial 0 saved, nothing half-written
     assert not list(store.path.glob(".records-*"))

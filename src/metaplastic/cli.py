@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from metaplastic.config import FREQUENCY_SCHEDULE_SOURCES, MAX_SEED
+from metaplastic.config import FREQUENCY_SCHEDULE_SOURCES, MAX_SEED, PRECISIONS
 from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
 
 
@@ -105,6 +105,17 @@ def _add_run_options(command) -> None:
                               "the authors' schedules (DATA_DIR/frequency_profiles.csv, rows where "
                               "item i is shown i times; generated instead, with a warning, if absent); "
                               "'generated' draws schedules with the same property (default: published)")
+    command.add_argument("--precision", choices=PRECISIONS, default="float32",
+                         help="arithmetic of the networks: float32; float64 (the reference float32 is "
+                              "checked against; slower); tf32 (float32 weights, TF32 matrix products: "
+                              "CUDA only) (default: float32)")
+    command.add_argument("--trial-batch", type=int,
+                         help="trials trained at once, stacked in one model; each batch is saved when "
+                              "it ends and a trial's records do not depend on its batch (default: as "
+                              "many as --memory-budget allows; on the CPU at most 8 networks)")
+    command.add_argument("--memory-budget", type=float,
+                         help="GiB the trials of one batch may take (default: a quarter of the "
+                              "machine's memory on the CPU, 80%% of the GPU's free memory)")
     command.add_argument("--quiet", action="store_true", help="no progress bars")
     command.add_argument("--executor", choices=("local", "ray"), default="local",
                          help="where trials run: in this process (local) or as Ray tasks, one per trial, "
@@ -160,7 +171,7 @@ def _fail(message: str) -> int:
 
 def _config(args, experiment: str, **sizes):
     return make_config(experiment, args.scale, trials=args.trials, seed=args.seed,
-                       device=args.device, backbone=args.backbone,
+                       device=args.device, backbone=args.backbone, precision=args.precision,
                        frequency_schedules=args.frequency_schedules, **sizes)
 
 
@@ -200,6 +211,10 @@ def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | 
                                  gpus_per_task=args.gpus_per_task)
         for config in configs:
             check_resources(config, None)   # memory, before anything is loaded
+        if args.trial_batch is not None and args.trial_batch < 1:
+            raise ValueError(f"--trial-batch must be at least 1, got {args.trial_batch}")
+        if args.memory_budget is not None and not 0 < args.memory_budget < float("inf"):
+            raise ValueError(f"--memory-budget must be a positive number of GiB, got {args.memory_budget}")
     except (ValueError, ResourceError) as error:
         return _fail(str(error))
     if args.device.startswith("cuda"):
@@ -218,8 +233,10 @@ def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | 
             lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone,
                       device=args.device)
             for config in configs:
+                budget = None if args.memory_budget is None else args.memory_budget * 2**30
                 result = run_experiment(config, lab, args.out, progress=not args.quiet,
-                                        executor=executor)
+                                        executor=executor, trial_batch=args.trial_batch,
+                                        memory_budget=budget)
                 _report(result)
                 if folders is not None:
                     folders.append(result.store.path)

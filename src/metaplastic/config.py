@@ -21,6 +21,12 @@ N_CLASSES = len(CLASSES)
 #: Where the frequency experiment's schedules come from (docs/frequency.md).
 FREQUENCY_SCHEDULE_SOURCES = ("published", "generated")
 
+#: The arithmetic of training and testing (docs/benchmarks.md, "Precision"). Master weights,
+#: optimizer state and updates are always in the run's dtype; "tf32" keeps them in float32 and lets
+#: a CUDA device compute the matrix products with TF32 inputs (10-bit mantissa). "float64" is the
+#: reference against which float32 is checked.
+PRECISIONS = ("float32", "float64", "tf32")
+
 #: The version of what a trial computes. It is part of every run's identity (its folder name), so
 #: a resume never mixes trials of two versions of the code. Bump it in the same commit as any
 #: change that alters the records a given configuration and seed produce: task sets, sequences,
@@ -92,16 +98,21 @@ class RunConfig:
     #: Every setting of the baseline learners among ``profiles`` ("ewc = ewc:lam=...,decay=..."),
     #: spelled out (metaplastic.learners.describe); empty when every learner is a profile.
     learner_settings: tuple[str, ...] = ()
+    precision: str = "float32"               # see PRECISIONS
 
     #: Settings that do not change any number a trial produces: left out of the run's identity,
     #: so that asking for more trials extends a run folder instead of starting a new one.
     #: The backbone is named as asked ("auto", a path); its fingerprint (provenance) is what counts.
     NOT_IDENTITY = ("trials", "backbone")
 
+    #: Settings added after runs existed, with the value every earlier run had: at that value they
+    #: are left out of the identity, so earlier run folders keep their names (and resume).
+    LATER_SETTINGS = {"learner_settings": (), "precision": "float32"}
+
     def identity(self) -> dict:
-        # Empty learner settings are left out, so runs of profiles only keep their folder names.
         return {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in self.NOT_IDENTITY and not (k == "learner_settings" and not v)}
+                if k not in self.NOT_IDENTITY
+                and not (k in self.LATER_SETTINGS and v == self.LATER_SETTINGS[k])}
 
     def run_hash(self, provenance: dict) -> str:
         text = json.dumps({"config": self.identity(), "provenance": provenance,
@@ -137,6 +148,11 @@ def validate(config: RunConfig) -> None:
     if config.device not in ("cpu", "cuda") and not (config.device.startswith("cuda:")
                                                       and config.device[5:].isdigit()):
         raise ValueError(f"--device must be cpu or cuda, got {config.device!r}")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {config.precision!r}")
+    if config.precision == "tf32" and not config.device.startswith("cuda"):
+        raise ValueError("--precision tf32 changes only the matrix products of a CUDA device; on "
+                         f"--device {config.device} use float32 (or float64)")
     if config.frequency_schedules not in FREQUENCY_SCHEDULE_SOURCES:
         raise ValueError(f"--frequency-schedules must be one of {', '.join(FREQUENCY_SCHEDULE_SOURCES)}, "
                          f"got {config.frequency_schedules!r}")

@@ -56,16 +56,40 @@ def derive_seed(*parts: int | str) -> int:
 
 @dataclass
 class Trial:
-    """The data of one trial: its item classes, presentations and normalised features."""
+    """The data of one trial: its item classes, presentations and features.
+
+    The features stay as the source gives them (the cache's float16) on the device, and are
+    normalised a mini-batch at a time (:meth:`normalise`): a trial's features take half the
+    memory and are never copied from the host again after :func:`prepare_trial`.
+    """
 
     index: int
     classes: list[str]
     presentations: list[protocol.Presentation]
     schedule: str               # which schedule built the sequence (frequency experiment)
-    train: torch.Tensor         # [items, positives, 9216]
-    test: torch.Tensor          # [items * test_per_class, 9216]
+    train: torch.Tensor         # [items, positives, 9216], raw (the source's precision)
+    test: torch.Tensor          # [items * test_per_class, 9216], raw
     test_labels: np.ndarray     # item index of each test row
     rng: np.random.Generator    # task sets and mini-batch order
+    mean: torch.Tensor | None = None   # [9216] float32, subtracted first (``center_features``)
+    scale: float = 1.0                 # then multiplied by this
+
+    def normalise(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Raw features of this trial -> the network's input (:func:`normalisation`)."""
+        return normalise(x, self.mean, torch.tensor(self.scale, dtype=torch.float32), dtype)
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor | None, scale: torch.Tensor,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(x - mean) * scale`` in float32, then cast to ``dtype``; ``mean`` and ``scale`` broadcast.
+
+    Done in float32 whatever ``dtype`` is, exactly as :func:`normalisation` measured them, so a
+    float64 run sees the float32 run's inputs (only its training arithmetic differs).
+    """
+    x = x.to(torch.float32)
+    if mean is not None:
+        x = x - mean
+    return (x * scale.to(x.device)).to(dtype)
 
 
 FeatureSource = Callable[[str, str, int], np.ndarray]   # (class, split, n) -> [n, 9216]
@@ -91,27 +115,65 @@ def prepare_trial(config: RunConfig, features: FeatureSource, index: int,
     presentations, schedule = build_sequence(config, index, rng, schedules)
     train = np.stack([np.asarray(features(c, "train", config.train_per_class)) for c in classes])
     test = np.concatenate([np.asarray(features(c, "test", config.test_per_class)) for c in classes])
-    train, test = normalise_features(config, train.astype(np.float32), test.astype(np.float32))
+    mean, scale = normalisation(config, train)
+    kept = np.float16 if train.dtype == np.float16 and test.dtype == np.float16 else np.float32
     device = torch.device(config.device)
     return Trial(index, classes, presentations, schedule,
-                 torch.from_numpy(train).to(device), torch.from_numpy(test).to(device),
-                 np.repeat(np.arange(config.items), config.test_per_class), rng)
+                 torch.from_numpy(train.astype(kept)).to(device),
+                 torch.from_numpy(test.astype(kept)).to(device),
+                 np.repeat(np.arange(config.items), config.test_per_class), rng,
+                 None if mean is None else torch.from_numpy(mean).to(device), scale)
 
 
-def normalise_features(config: RunConfig, train: np.ndarray, test: np.ndarray):
-    """Bring a trial's features to a fixed size (protocol.md section 7: the feature scale).
+def normalisation(config: RunConfig, train: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """How a trial's features are brought to a fixed size (protocol.md section 7: the feature
+    scale): the mean to subtract (or None) and the factor to multiply by.
 
     Statistics come from the trial's own training features only, so a trial
     re-run alone normalises identically. Optionally the mean training feature
     vector is subtracted first (``center_features``): pool5 activations are
     all non-negative, and with an untrained backbone their common component
-    dominates every image.
+    dominates every image. Computed once per trial, in float32, on the host.
     """
+    train = train.astype(np.float32).reshape(-1, train.shape[-1])
+    mean = None
     if config.center_features:
-        mean = train.reshape(-1, train.shape[-1]).mean(axis=0)
-        train, test = train - mean, test - mean
-    scale = config.feature_scale / float(train.std())
-    return train * scale, test * scale
+        mean = train.mean(axis=0)
+        train = train - mean
+    return mean, config.feature_scale / float(train.std())
+
+
+class Inputs:
+    """Normalisation of the stacked trials' raw features ``[T, n, 9216]``, a slice at a time."""
+
+    def __init__(self, trials: list[Trial], dtype: torch.dtype):
+        device = trials[0].train.device
+        self.mean = None if trials[0].mean is None else torch.stack([t.mean for t in trials])[:, None]
+        self.scale = torch.tensor([t.scale for t in trials], dtype=torch.float32,
+                                  device=device)[:, None, None]
+        self.dtype = dtype
+
+    def __call__(self, raw: torch.Tensor) -> torch.Tensor:
+        return normalise(raw, self.mean, self.scale, self.dtype)
+
+
+def run_dtype(config: RunConfig) -> torch.dtype:
+    """The dtype of the networks' weights, inputs and optimizer state."""
+    return torch.float64 if config.precision == "float64" else torch.float32
+
+
+@contextmanager
+def matmul_precision(config: RunConfig):
+    """TF32 matrix products on a CUDA device for ``precision="tf32"``, restored afterwards."""
+    if config.precision != "tf32":
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def profile_learners(config: RunConfig) -> list[str]:
@@ -131,7 +193,7 @@ def build_networks(config: RunConfig, trials: list[Trial],
     owner = [k // n_profiles for k in range(len(trials) * n_profiles)]
     widths = [FEATURE_DIM, config.width, config.width, config.items]
     model = StackedMLP(widths, _init_generators(config, trials), owner,
-                       dropout=config.dropout).to(config.device)
+                       dropout=config.dropout).to(config.device, run_dtype(config))
     groups = []
     for layer, weight in enumerate(model.weights):
         flexibility = torch.stack([
@@ -173,7 +235,7 @@ def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
         if name in profiles:
             continue
         model = StackedMLP(widths, _init_generators(config, trials), list(range(len(trials))),
-                           dropout=config.dropout).to(config.device)
+                           dropout=config.dropout).to(config.device, run_dtype(config))
         generators = [np.random.default_rng(derive_seed(config.seed, t.index, "replay", name))
                       for t in trials]
         trainer = learners.make_trainer(name, model, lr=config.lr, batch_size=config.batch_size,
@@ -201,12 +263,14 @@ def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[i
     trials = [prepare_trial(config, features, t, schedules) for t in trial_indices]
     groups = build_groups(config, trials)
     n_presentations = len(trials[0].presentations)
-    records = [_test(config, g, trials, 0) for g in groups]
-    for k in range(n_presentations):
-        _train_presentation(config, groups, trials, k)
-        records.extend(_test(config, g, trials, k + 1) for g in groups)
-        if on_presentation is not None:
-            on_presentation(k + 1, n_presentations)
+    tests = _stack_tests(trials)
+    with matmul_precision(config):
+        records = [_test(config, g, trials, tests, 0) for g in groups]
+        for k in range(n_presentations):
+            _train_presentation(config, groups, trials, k)
+            records.extend(_test(config, g, trials, tests, k + 1) for g in groups)
+            if on_presentation is not None:
+                on_presentation(k + 1, n_presentations)
     if timings is not None:
         for g in groups:
             networks = len(g.owner) * n_presentations
@@ -227,8 +291,9 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
     task_sets = [protocol.task_set(t.presentations[k], config.items, config.train_per_class, t.rng)
                  for t in trials]
     x = torch.stack([t.train[torch.as_tensor(s.items), torch.as_tensor(s.rows)]
-                     for t, s in zip(trials, task_sets)])                   # [T, M, 9216]
+                     for t, s in zip(trials, task_sets)])                   # [T, M, 9216], raw
     y = torch.stack([torch.as_tensor(s.labels) for s in task_sets]).to(x.device)  # [T, M]
+    inputs = Inputs(trials, run_dtype(config))
     size = x.shape[1]
     for g in groups:
         g.model.train()
@@ -239,7 +304,7 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
         order = torch.stack([torch.as_tensor(t.rng.permutation(size)) for t in trials]).to(x.device)
         for start in range(0, size, config.batch_size):
             batch = order[:, start:start + config.batch_size]                 # [T, b]
-            xt = torch.gather(x, 1, batch.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+            xt = inputs(torch.gather(x, 1, batch.unsqueeze(-1).expand(-1, -1, x.shape[2])))
             yt = torch.gather(y, 1, batch)                                   # [T, b]
             for index, g in enumerate(groups):   # every learner on the same mini-batches, in lockstep
                 with _timer(g, "step_seconds"):
@@ -251,10 +316,11 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
         for g, losses in zip(groups, failed):
             if losses is not None and bool((~torch.isfinite(losses)).any()):   # one sync per epoch
                 _diverged(config, g, trials, losses, k, epoch)
+    item_data = inputs(x) if any(g.trainer.uses_item_data for g in groups) else None
     for g in groups:
         with _timer(g, "boundary_seconds"):
             if g.trainer.uses_item_data:
-                g.trainer.end_item(g.model, x[g.owner], y[g.owner])
+                g.trainer.end_item(g.model, item_data[g.owner], y[g.owner])
             else:
                 g.trainer.end_item(g.model, None, None)
 
@@ -320,15 +386,31 @@ def measure_costs(config: RunConfig, names: list[str] | None = None) -> dict[str
 
 
 @torch.no_grad()
-def predict(model: StackedMLP, x: torch.Tensor, owner: torch.Tensor, chunk: int = 2048) -> np.ndarray:
-    """Arg-max readout of every network on its own trial's rows: ``[B, rows]``."""
+def predict(model: StackedMLP, x: torch.Tensor, owner: torch.Tensor, chunk: int = 2048,
+            inputs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
+    """Arg-max readout of every network on its own trial's rows: ``[B, rows]``.
+
+    ``x`` is ``[T, rows, 9216]``; ``inputs`` normalises a chunk of it (raw features), if given.
+    The predictions stay on the device until the last chunk: one copy to the host per test."""
     model.eval()
-    out = [model(x[:, start:start + chunk][owner]).argmax(-1) for start in range(0, x.shape[1], chunk)]
+    out = []
+    for start in range(0, x.shape[1], chunk):
+        part = x[:, start:start + chunk]
+        out.append(model((part if inputs is None else inputs(part))[owner]).argmax(-1))
     return torch.cat(out, dim=1).cpu().numpy()
 
 
-def _test(config, group: Group, trials, presentation: int) -> pd.DataFrame:
-    predictions = predict(group.model, torch.stack([t.test for t in trials]), group.owner)
+def _stack_tests(trials: list[Trial]) -> torch.Tensor:
+    """The trials' test features as one ``[T, rows, 9216]`` tensor, built once per run; each
+    trial's ``test`` becomes a view of it (no second copy on the device)."""
+    tests = torch.stack([t.test for t in trials])
+    for t, view in zip(trials, tests):
+        t.test = view
+    return tests
+
+
+def _test(config, group: Group, trials, tests: torch.Tensor, presentation: int) -> pd.DataFrame:
+    predictions = predict(group.model, tests, group.owner, inputs=Inputs(trials, run_dtype(config)))
     n_profiles, n = len(group.learners), config.items
     frames = []
     for b, prediction in enumerate(predictions):

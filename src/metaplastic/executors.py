@@ -82,7 +82,8 @@ class RayExecutor:
         try:
             gpus = (self.gpus_per_task or 1.0) if device.startswith("cuda") else 0
             task = ray.remote(_train_on_worker).options(num_cpus=1, num_gpus=gpus, max_retries=2)
-            pending = [task.remote(job, spec, [t]) for t in todo]
+            size = job.trial_batch   # one task per trial batch, stacked on its worker
+            pending = [task.remote(job, spec, todo[i:i + size]) for i in range(0, len(todo), size)]
             shown = bar.add_task(f"{job.config.experiment} trials (ray)", total=len(job.trials)) \
                 if bar is not None else None
             trained, seen = [], set()

@@ -195,12 +195,14 @@ class FeatureCache:
     """
 
     def __init__(self, root: str | os.PathLike, backbone: Backbone, *, digits_fingerprint: str,
-                 batch_size: int = 64, device: str | torch.device = "cpu"):
+                 batch_size: int | None = None, device: str | torch.device = "cpu"):
         self.root = Path(root).expanduser()
         self.backbone = backbone
         self.digits_fingerprint = digits_fingerprint
-        self.batch_size = batch_size
         self.device = device
+        self.device_type = torch.device(device).type
+        # A GPU wants large batches (one 227x227x3 image is 0.6 MB in float32; 512 take 316 MB).
+        self.batch_size = batch_size or (64 if self.device_type == "cpu" else 512)
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-", delete=True)
@@ -210,10 +212,20 @@ class FeatureCache:
                              "choose another with --cache-dir or METAPLASTIC_CACHE") from None
 
     def settings(self, name: str, split: str, n: int, seed: int) -> dict:
-        return {"class": name, "split": split, "images": n, "dataset_seed": seed,
-                "digits": self.digits_fingerprint, "backbone": self.backbone.weights,
-                "backbone_fingerprint": self.backbone.fingerprint, "preprocessing": PREPROCESSING,
-                "extraction_version": EXTRACTION_VERSION, "dtype": "float16"}
+        """Everything an entry depends on; its hash is the entry's key.
+
+        Extraction runs in float32 on the cache's device; features computed on another kind of
+        device differ in their last bits (other convolution algorithms), so the device type is
+        part of the key. CPU entries, the only ones before that was recorded, leave it out and
+        keep their keys.
+        """
+        settings = {"class": name, "split": split, "images": n, "dataset_seed": seed,
+                    "digits": self.digits_fingerprint, "backbone": self.backbone.weights,
+                    "backbone_fingerprint": self.backbone.fingerprint, "preprocessing": PREPROCESSING,
+                    "extraction_version": EXTRACTION_VERSION, "dtype": "float16"}
+        if self.device_type != "cpu":
+            settings["extraction"] = {"device": self.device_type, "precision": "float32"}
+        return settings
 
     def key(self, name: str, split: str, n: int, seed: int) -> str:
         text = json.dumps(self.settings(name, split, n, seed), sort_keys=True)
@@ -239,7 +251,9 @@ class FeatureCache:
         array_path, meta_path = self.root / f"{key}.npy", self.root / f"{key}.json"
         meta_path.unlink(missing_ok=True)  # the old entry stops counting before it is replaced
         _atomic_write(array_path, lambda handle: np.save(handle, features.astype(np.float16)))
-        meta = self.settings(name, split, n, seed) | {"sha256": _sha256(array_path)}
+        meta = self.settings(name, split, n, seed) | {
+            "sha256": _sha256(array_path), "extracted_on": {"device": self.device_type,
+                                                            "precision": "float32"}}
         _atomic_write(meta_path, lambda handle: handle.write(json.dumps(meta, indent=1).encode()))
         return np.load(array_path, mmap_mode="r")
 

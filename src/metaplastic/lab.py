@@ -141,6 +141,7 @@ class Job:
     provenance: dict                  # the driver's; a worker's lab must have the same identity
     schedules: Schedules | None
     trials: tuple[int, ...]           # every trial the run asks for
+    trial_batch: int = 1              # trials trained at once, stacked (trial_batch_size)
 
 
 class ResourceError(RuntimeError):
@@ -148,12 +149,15 @@ class ResourceError(RuntimeError):
 
 
 def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress: bool = True,
-                   executor=None) -> RunResult:
-    """Train the trials of ``config`` that the run folder lacks and save each as it finishes.
+                   executor=None, trial_batch: int | None = None,
+                   memory_budget: float | None = None) -> RunResult:
+    """Train the trials of ``config`` that the run folder lacks and save each batch as it finishes.
 
     ``executor``: None trains here; an object with ``run(job, lab, bar)`` (e.g.
     :class:`metaplastic.executors.RayExecutor`) sends them elsewhere. Either way, trials that
     another writer holds are waited for, so the result covers every trial asked for.
+    ``trial_batch``: trials stacked into one model (default: as many as ``memory_budget`` bytes
+    allow, :func:`trial_batch_size`). A trial's records do not depend on its batch.
     """
     start = time.perf_counter()
     provenance, schedules = lab.provenance(), None
@@ -161,7 +165,10 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress
         schedules, provenance["frequency_schedules"] = lab.frequency_schedules(config)
     store = RunStore(out, config, provenance)
     asked = tuple(range(config.trials))
-    job = Job(config, str(Path(out).expanduser().absolute()), provenance, schedules, asked)
+    batch = trial_batch or trial_batch_size(config, memory_budget)
+    if config.dropout > 0:   # masks come from one stream per stacked model: alone, a trial redraws them
+        batch = 1
+    job = Job(config, str(Path(out).expanduser().absolute()), provenance, schedules, asked, batch)
     trained: list[int] = []
     store.records()   # reads every trial file once: a damaged one is set aside and trained again
     if store.finished_trials() != set(asked):
@@ -179,8 +186,9 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress
 
 def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=None,
          wait: bool = False, poll_s: float = 1.0) -> list[int]:
-    """Train the unfinished ``trials`` (default: the job's) that no live writer holds, one at a
-    time, saving each. With ``wait``, then wait for those held by others, taking over any whose
+    """Train the unfinished ``trials`` (default: the job's) that no live writer holds,
+    ``job.trial_batch`` at a time stacked in one model, saving each trial of a batch as soon as
+    the batch ends. With ``wait``, then wait for those held by others, taking over any whose
     writer dies. Returns the trials trained here."""
     from metaplastic.results import run_identity
 
@@ -190,7 +198,6 @@ def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=
                         "weights than the driver; give every machine the same --data-dir and --backbone")
     store = store or RunStore(job.out, job.config, job.provenance, create=False)
     trials = job.trials if trials is None else tuple(trials)
-    features: dict = {}
     trained: list[int] = []
     task = bar.add_task(f"{job.config.experiment} trials", total=len(job.trials)) if bar else None
     steps = bar.add_task("presentations", total=None) if bar else None
@@ -201,26 +208,45 @@ def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=
         todo = [t for t in trials if t not in finished]
         if not todo:
             return trained
-        mine = next((t for t in todo if store.claim(t)), None)
-        if mine is None:
+        mine = _claim_batch(store, todo, job.trial_batch)
+        if not mine:
             if not wait:
                 return trained
             time.sleep(poll_s)   # every remaining trial is held by a live writer
             continue
-        with store.holding([mine]):
-            if store.trial_path(mine).exists():   # finished between our look and our claim
-                continue
-            features.update(lab.features(job.config, [mine], progress=False))
-            source = lambda name, split, n: features[(name, split)]  # noqa: E731
-            if bar is not None:
-                bar.reset(steps, description=f"trial {mine} presentations")
-            trial_start = time.perf_counter()
-            records = run_trials(job.config, source, [mine], schedules=job.schedules,
-                                 on_presentation=None if bar is None else lambda k, n: bar.update(
-                                     steps, completed=k, total=n))
-            if store.write_trial(mine, records, time.perf_counter() - trial_start):
-                trained.append(mine)
+        with store.holding(mine):
+            # Finished between our look and our claim: not trained again.
+            mine = [t for t in mine if not store.trial_path(t).exists()]
+            if mine:
+                trained += _train_batch(job, lab, store, mine, bar, steps)
         store.refresh_view()
+
+
+def _claim_batch(store: RunStore, todo: list[int], size: int) -> list[int]:
+    """Up to ``size`` of the ``todo`` trials, claimed for this process, in order."""
+    mine: list[int] = []
+    for t in todo:
+        if len(mine) == size:
+            break
+        if store.claim(t):
+            mine.append(t)
+    return mine
+
+
+def _train_batch(job: Job, lab: Lab, store: RunStore, batch: list[int], bar, steps) -> list[int]:
+    """Train ``batch`` stacked, then write each trial's records (its share of the time)."""
+    features = lab.features(job.config, batch, progress=False)
+    source = lambda name, split, n: features[(name, split)]  # noqa: E731
+    if bar is not None:
+        label = f"trial {batch[0]}" if len(batch) == 1 else f"trials {batch[0]}-{batch[-1]}"
+        bar.reset(steps, description=f"{label} presentations")
+    start = time.perf_counter()
+    records = run_trials(job.config, source, batch, schedules=job.schedules,
+                         on_presentation=None if bar is None else lambda k, n: bar.update(
+                             steps, completed=k, total=n))
+    seconds = (time.perf_counter() - start) / len(batch)
+    return [t for t in batch
+            if store.write_trial(t, records[records.trial == t].reset_index(drop=True), seconds)]
 
 
 def _schedules_part(job: Job) -> dict:
@@ -228,19 +254,46 @@ def _schedules_part(job: Job) -> dict:
     return {} if part is None else {"frequency_schedules": part}
 
 
-def estimate_bytes(config: RunConfig) -> dict[str, int]:
-    """Rough peak memory of training one trial, and disk of its features (float16 cache)."""
+def estimate_bytes(config: RunConfig, trials: int = 1) -> dict[str, int]:
+    """Rough peak memory of training ``trials`` trials stacked, and disk of one trial's features.
+
+    Per trial, in the run's dtype (4 or 8 bytes): the features on the device in the cache's
+    float16 (train and test) plus a presentation's task set (about two positives' worth), and
+    per network its weights about six times over (weights, gradients, initial weights, S,
+    flexibility, a spare) and the activations of the larger of a mini-batch and a test chunk.
+    """
     items, dim = config.items, 9216
+    word = 8 if config.precision == "float64" else 4
     networks = len(config.profiles)
     weights = networks * (dim * config.width + config.width * config.width + config.width * items)
     features = items * (config.train_per_class + config.test_per_class) * dim
-    return {
-        # features as float32 about three times over (stacked, normalised, on the device), the
-        # weights about six times (weights, gradients, initial weights, S, flexibility, spare).
-        "memory": 4 * (3 * features + 6 * weights
-                       + networks * max(config.batch_size, 2048) * (dim + 2 * config.width)),
-        "disk": 2 * features,
-    }
+    task_set = 2 * config.train_per_class * dim
+    activations = networks * max(config.batch_size, 2048) * (dim + 2 * config.width)
+    per_trial = 2 * (features + task_set) + word * (6 * weights + activations)
+    return {"memory": trials * per_trial, "disk": 2 * features}
+
+
+#: Networks stacked in one model on the CPU, at most: stacking 6 was 19% faster than training
+#: them one after another at the quick preset (docs/benchmarks.md), and a larger batch only
+#: loses more work to a kill.
+CPU_MAX_NETWORKS = 8
+
+#: Share of the device's memory the trials of one batch may take by default.
+MEMORY_SHARE = {"cpu": 0.25, "cuda": 0.8}
+
+
+def trial_batch_size(config: RunConfig, memory_budget: float | None = None) -> int:
+    """How many trials to train at once: as many as ``memory_budget`` bytes allow (default: a
+    share of the device's memory, MEMORY_SHARE), on the CPU at most CPU_MAX_NETWORKS networks,
+    never more than the run's trials, never fewer than one."""
+    device = "cuda" if config.device.startswith("cuda") else "cpu"
+    if memory_budget is None:
+        total = _memory_bytes(config.device, free=True)
+        memory_budget = MEMORY_SHARE[device] * total if total else 0
+    size = int(memory_budget // estimate_bytes(config)["memory"])
+    if device == "cpu":
+        size = min(size, CPU_MAX_NETWORKS // max(1, len(config.profiles)))
+    return max(1, min(size, config.trials))
 
 
 def check_resources(config: RunConfig, lab) -> None:
@@ -263,12 +316,13 @@ def check_resources(config: RunConfig, lab) -> None:
                 "choose another --cache-dir")
 
 
-def _memory_bytes(device: str) -> int | None:
+def _memory_bytes(device: str, free: bool = False) -> int | None:
+    """The device's memory in bytes (on a GPU, its free memory with ``free``), or None."""
     if device.startswith("cuda"):
         import torch
 
         try:
-            return int(torch.cuda.mem_get_info(torch.device(device))[1])
+            return int(torch.cuda.mem_get_info(torch.device(device))[0 if free else 1])
         except (RuntimeError, AssertionError):
             return None
     try:
