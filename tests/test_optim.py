@@ -3,6 +3,8 @@ import re
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from metaplastic import MetaplasticSGD, plasticity_scale
 from metaplastic import plasticity as pl
@@ -545,3 +547,87 @@ def test_loads_a_state_dict_saved_by_the_previous_version():
     weight = list(fresh.param_groups[0]["params"])[0]
     assert fresh.param_groups[0]["flexibility"] == {"profile": "uniform", "low": 0.0, "high": 1.0}
     assert torch.equal(fresh.flexibility_of(weight), f)
+
+
+# ------------------------------------------------------------------ consolidate in chunks
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 10_000])
+def test_scale_computed_in_chunks_is_bit_identical_to_the_whole(chunk):
+    g = torch.Generator().manual_seed(2)
+    w0 = torch.randn(3, 17, 11, generator=g, dtype=torch.float64)
+    w = w0 + 1e-2 * torch.randn(3, 17, 11, generator=g, dtype=torch.float64)
+    w[0, 0] = w0[0, 0]                                  # dw = 0: S = 1
+    f = torch.rand(3, 17, 11, generator=g)
+    f[1, :3] = 0.0                                      # f = 0: S = 0, not NaN
+    f[2, :3] = 1.0
+    cases = [(f, w, w0), (f.half(), w, w0), (torch.tensor(0.3), w, w0),
+             (f.transpose(1, 2), w.transpose(1, 2), w0.transpose(1, 2))]   # strided, not contiguous
+    for flexibility, weight, initial in cases:
+        f_full = flexibility.expand(weight.shape) if flexibility.dim() == 0 else flexibility
+        expected = plasticity_scale(f_full.to(weight.dtype), weight - initial, 20.0)
+        for out_dtype in (torch.float64, torch.bfloat16):
+            out = torch.empty(weight.shape, dtype=out_dtype)
+            pl.plasticity_scale_(out, flexibility, weight, initial, 20.0, chunk=chunk)
+            assert torch.equal(out, expected.to(out_dtype))
+
+
+class _NewTensors(TorchDispatchMode):
+    """Records the size of every tensor an operation creates (not views, not in-place results)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        self.sizes += [t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor)
+                       and t.untyped_storage().data_ptr() not in inputs]
+        return out
+
+
+@pytest.mark.parametrize("flexibility, full_size_tensors", [
+    ("explicit", 0),                       # the lab: f stored, float32
+    ("explicit float16", 0),               # f stored compactly: converted a chunk at a time
+    (0.3, 0),                              # a constant
+    ("hybrid", 1),                         # f redrawn: the one tensor of the weight's size
+    (pl.biased(0.4, toward="stable"), 1),
+])
+def test_consolidate_holds_no_temporary_larger_than_a_chunk_but_a_redrawn_f(
+        monkeypatch, flexibility, full_size_tensors):
+    monkeypatch.setattr(pl, "CHUNK_ELEMENTS", 64)
+    shape = (3, 20, 30)                                   # B = 3 stacked networks
+    w = torch.nn.Parameter(torch.randn(shape, generator=torch.Generator().manual_seed(0)))
+    if isinstance(flexibility, str) and flexibility.startswith("explicit"):
+        dtype = torch.float16 if flexibility.endswith("float16") else torch.float32
+        flexibility = torch.rand(shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    opt = MetaplasticSGD([w], lr=0.1, alpha=30.0, flexibility=flexibility,
+                         generator=torch.Generator().manual_seed(2))
+    opt.consolidate()
+    with torch.no_grad():
+        w.add_(torch.randn(shape, generator=torch.Generator().manual_seed(3)) * 0.01)
+    with _NewTensors() as created:
+        opt.consolidate()
+    large = [n for n in created.sizes if n > 64]
+    assert large == [w.numel()] * full_size_tensors
+    state = opt.state[w]
+    expected = plasticity_scale(opt.flexibility_of(w), w.detach() - state["initial"], 30.0)
+    assert torch.equal(state["scale"], expected)
+
+
+def test_profiles_drawn_in_place_are_their_formulas(monkeypatch):
+    monkeypatch.setattr(pl, "CHUNK_ELEMENTS", 50)        # Biased transforms its draw in chunks
+    shape = (13, 17)
+    for a, toward in [(0.3, "flexible"), (0.0, "stable"), (1.0, "flexible"), (0.7, "stable")]:
+        u = torch.rand(shape, generator=torch.Generator().manual_seed(5))
+        root = torch.sqrt(a**2 + 4 * (1 - a) * u)
+        x = torch.where(a + root > 0, 2 * u / (a + root).clamp_min(1e-30), torch.zeros_like(u))
+        x = x.clamp(0, 1)
+        expected = x if toward == "flexible" else 1 - x
+        drawn = pl.biased(a, toward).sample(shape, torch.Generator().manual_seed(5))
+        assert torch.equal(drawn, expected)
+    u = torch.rand(shape, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(pl.uniform(0.2, 0.9).sample(shape, torch.Generator().manual_seed(6)),
+                       0.2 + (0.9 - 0.2) * u)

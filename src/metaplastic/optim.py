@@ -24,7 +24,7 @@ from metaplastic.plasticity import (
     Constant,
     ProfileSpec,
     describe_profile,
-    plasticity_scale,
+    plasticity_scale_,
     resolve_profile,
 )
 
@@ -199,20 +199,30 @@ class MetaplasticSGD(Optimizer):
 
     def _flexibility(self, p: torch.Tensor, group: dict, state: dict) -> torch.Tensor:
         """``p``'s flexibilities as a tensor of its shape, device and dtype."""
+        f = self._flexibility_source(p, group, state)
+        if f.dim() == 0:
+            return f.expand_as(p)
+        return f.to(device=p.device, dtype=p.dtype)
+
+    def _flexibility_source(self, p: torch.Tensor, group: dict, state: dict) -> torch.Tensor:
+        """``p``'s flexibilities as kept, without a copy where there is none to make.
+
+        A 0-d tensor in ``p``'s dtype for a constant profile, the stored
+        tensor (in its own dtype) for an explicit one, or a fresh draw from
+        the kept generator state: at most one tensor of ``p``'s size.
+        """
         spec = group["flexibility"]
         if spec["profile"] == "constant":
-            value = torch.tensor(spec["value"], dtype=p.dtype, device=p.device)
-            return value.expand_as(p)
+            return torch.tensor(spec["value"], dtype=p.dtype, device=p.device)
         if "flexibility" not in state and "flexibility_rng" not in state:
             index = next(i for i, q in enumerate(group["params"]) if q is p)
             self._draw_flexibility(p, group, resolve_profile(spec), index)
         if "flexibility" in state:
-            f = state["flexibility"]
-        else:  # redraw from the kept generator state: the values drawn at construction
-            generator = torch.Generator(device=group["generator_device"])
-            generator.set_state(state["flexibility_rng"])
-            f = resolve_profile(spec).sample(p.shape, generator)
-        return f.to(device=p.device, dtype=p.dtype)
+            return state["flexibility"]
+        # Redraw from the kept generator state: the values drawn at construction.
+        generator = torch.Generator(device=group["generator_device"])
+        generator.set_state(state["flexibility_rng"])
+        return resolve_profile(spec).sample(p.shape, generator).to(device=p.device)
 
     def flexibility_of(self, p: torch.Tensor) -> torch.Tensor:
         """The flexibilities of parameter ``p`` (a tensor of its shape), however they are kept."""
@@ -254,8 +264,13 @@ class MetaplasticSGD(Optimizer):
             state["scale"] = scale.to(device=p.device, dtype=scale_dtype)
 
     def _update_scale(self, p: torch.Tensor, group: dict, state: dict) -> None:
-        f = self._flexibility(p, group, state)
-        state["scale"].copy_(plasticity_scale(f, p - state["initial"], group["alpha"]))  # Eq. 2
+        """S of Eq. 2 from ``dw = w - w0``, written into ``state["scale"]`` a chunk at a time.
+
+        Bit-identical to ``plasticity_scale(f, w - w0, alpha)`` on the whole
+        tensor, with no full-size temporary but a redrawn flexibility.
+        """
+        f = self._flexibility_source(p, group, state)
+        plasticity_scale_(state["scale"], f, p.detach(), state["initial"], group["alpha"])
 
     @torch.no_grad()
     def consolidate(self) -> None:

@@ -54,6 +54,102 @@ def plasticity_scale(flexibility: torch.Tensor | float, dw: torch.Tensor | float
     return torch.where(f == 0, torch.zeros_like(s), s)  # f = 0: S = 0, never NaN
 
 
+#: Elements handled at a time by the chunked functions below. Their temporaries
+#: are a few buffers of this size (16 MiB each in float32), not several copies
+#: of a weight matrix that may hold hundreds of millions of elements. Large
+#: enough that a tensor takes few chunks: every chunk costs some fifteen
+#: parallel regions, and on a machine shared with other jobs each region may
+#: wait for a descheduled thread.
+CHUNK_ELEMENTS = 1 << 22
+
+
+def _chunked(tensors: list[torch.Tensor], chunk: int | None = None):
+    """Aligned pieces of equally shaped tensors, each of at most ``chunk`` elements.
+
+    Yields lists of views, one per tensor, covering the same elements; an
+    elementwise function applied piece by piece gives what it gives on the
+    whole. Contiguous tensors are cut flat; others along their leading
+    dimensions, so any strides work (a piece may then exceed ``chunk`` only
+    when one innermost row already does). ``chunk`` defaults to
+    :data:`CHUNK_ELEMENTS`.
+    """
+    chunk = CHUNK_ELEMENTS if chunk is None else chunk
+    if all(t.is_contiguous() for t in tensors):
+        flat = [t.view(-1) for t in tensors]
+        for start in range(0, flat[0].numel(), chunk):
+            yield [t[start:start + chunk] for t in flat]
+        return
+    first = tensors[0]
+    if first.dim() == 0 or first.numel() <= chunk:
+        yield list(tensors)
+        return
+    row = first[0].numel()
+    if row > chunk:                                  # one slice is too large: cut inside it
+        for i in range(first.shape[0]):
+            yield from _chunked([t[i] for t in tensors], chunk)
+        return
+    rows = chunk // max(row, 1)
+    for start in range(0, first.shape[0], rows):
+        yield [t[start:start + rows] for t in tensors]
+
+
+def plasticity_scale_(out: torch.Tensor, flexibility: torch.Tensor | float, weight: torch.Tensor,
+                      initial: torch.Tensor, alpha: float, *, chunk: int | None = None
+                      ) -> torch.Tensor:
+    """Eq. 2 written into ``out``, a chunk at a time: ``S(f, weight - initial)``.
+
+    ``out`` receives exactly ``plasticity_scale(f, weight - initial, alpha)``
+    with ``f`` in ``weight``'s dtype (then rounded to ``out``'s dtype), bit
+    for bit: the same elementwise operations in the same order, run in place
+    on two work buffers of ``chunk`` elements (and a mask of ``chunk``
+    bytes) that are allocated once. :func:`plasticity_scale` on the whole
+    tensor holds several temporaries of its size at once (for the paper's
+    FC6, 151 MB each per network).
+
+    Args:
+        out: where S goes, shaped like ``weight`` (any floating dtype).
+        flexibility: a tensor shaped like ``weight`` in any floating dtype
+            (converted to ``weight``'s a chunk at a time, in a third buffer),
+            or one number or 0-d tensor for every synapse.
+        weight, initial: the current and the initial weights (``dw = weight - initial``).
+        alpha: the width of S (>= 0).
+        chunk: elements per chunk (default :data:`CHUNK_ELEMENTS`).
+    """
+    chunk = CHUNK_ELEMENTS if chunk is None else chunk
+    f = torch.as_tensor(flexibility, device=weight.device)
+    constant = f.dim() == 0
+    if constant:
+        f = f.to(weight.dtype)
+    size = min(chunk, weight.numel())
+    work = weight.new_empty(size)                    # x, then t, then S
+    other = weight.new_empty(size)                   # 1 - f, then (1 + t)^2
+    zero_f = torch.empty(size, dtype=torch.bool, device=weight.device)
+    f_work = weight.new_empty(size) if not constant and f.dtype != weight.dtype else None
+    pieces = _chunked([weight, initial, out] + ([] if constant else [f]), chunk)
+    for piece in pieces:
+        w, w0, s = piece[:3]
+        n = w.numel()
+        x, y, mask = (b[:n].view(w.shape) for b in (work, other, zero_f))
+        if constant:
+            f_part = f.expand_as(w)
+        elif f_work is not None:
+            f_part = f_work[:n].view(w.shape).copy_(piece[3])
+        else:
+            f_part = piece[3]
+        # The operations of plasticity_scale, in its order (see there for why this form).
+        torch.sub(w, w0, out=x)                                  # dw
+        x.abs_().mul_(alpha)                                     # alpha |dw|
+        torch.sub(1, f_part, out=y)                              # 1 - f
+        x.mul_(y).div_(f_part)                                   # x = alpha |dw| (1 - f) / f
+        x.mul_(-2).exp_()                                        # t = exp(-2 x)
+        torch.add(x, 1, out=y).pow_(2)                           # (1 + t)^2
+        x.mul_(4).div_(y).clamp_(max=1)                          # S = 4 t / (1 + t)^2 <= 1
+        torch.eq(f_part, 0, out=mask)
+        x.masked_fill_(mask, 0.0)                                # f = 0: S = 0, never NaN
+        s.copy_(x)
+    return out
+
+
 def suggest_alpha(drifts, *, flexibility: float = 0.5, scale: float = 0.5,
                   quantile: float = 0.5) -> float:
     r"""An alpha for a new model, from the drifts ``dw`` measured after its first item.
@@ -147,7 +243,8 @@ class Uniform:
         object.__setattr__(self, "high", high)
 
     def sample(self, shape, generator=None):
-        return self.low + (self.high - self.low) * _uniform01(shape, generator)
+        # In place: the draw is the only tensor of this size (same values as low + (high-low) u).
+        return _uniform01(shape, generator).mul_(self.high - self.low).add_(self.low)
 
 
 @dataclass(frozen=True)
@@ -170,13 +267,18 @@ class Biased:
 
     def sample(self, shape, generator=None):
         u = _uniform01(shape, generator)
+        for (part,) in _chunked([u]):     # in place, a chunk at a time: u is the only full tensor
+            self._inverse_cdf_(part)
+        return u
+
+    def _inverse_cdf_(self, u: torch.Tensor) -> None:
         # Inverse CDF, written as 2u / (a + sqrt(a^2 + 4(1-a)u)): the root of
         # (1-a)x^2 + a x = u without the 0/0 of the textbook form at a = 1.
-        root = torch.sqrt(self.a**2 + 4 * (1 - self.a) * u)
-        denominator = self.a + root
-        x = torch.where(denominator > 0, 2 * u / denominator.clamp_min(1e-30), torch.zeros_like(u))
-        x = x.clamp(0, 1)
-        return x if self.toward == "flexible" else 1 - x
+        denominator = u.mul(4 * (1 - self.a)).add_(self.a**2).sqrt_().add_(self.a)
+        positive = denominator > 0                       # 0 only where a = 0 and u = 0: x = 0
+        u.mul_(2).div_(denominator.clamp_min_(1e-30)).masked_fill_(~positive, 0.0).clamp_(0, 1)
+        if self.toward == "stable":
+            u.neg_().add_(1)                             # 1 - x
 
 
 @dataclass(frozen=True)
