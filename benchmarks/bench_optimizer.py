@@ -5,13 +5,25 @@ For an MLP with the paper's FC sizes (9216-4096-4096-10) it prints
 * the bytes of optimizer state per scaled weight, for each way the
   flexibility can be given (hybrid, hybrid with S in bfloat16, a constant,
   conventional, an explicit tensor as the lab passes it);
-* the time of one optimizer step (S in float32, and in bfloat16), and of one
-  whole training iteration (forward, backward, step on a batch), each as a
-  ratio to SGD's. Ours and SGD's are timed alternately, repetition after
-  repetition, and the ratio is the median of the per-repetition ratios: on a
-  shared machine the load changes between repetitions, less within one.
+* the time of one optimizer step (S in float32; S in bfloat16 with the
+  eager kernel and with ``fused=True``), and of one whole training iteration
+  (forward, backward, step on a batch), each as a ratio to SGD's. Ours and
+  SGD's are timed alternately, repetition after repetition, and the ratio is
+  the median of the per-repetition ratios: on a shared machine the load
+  changes between repetitions, less within one. The quartiles of the ratios
+  are printed beside it.
 
-    python benchmarks/bench_optimizer.py [--repeats 15] [--batch 1024]
+The baseline is ``torch.optim.SGD(foreach=True)``. On the CPU torch's default
+(``foreach=None``) is the single-tensor loop; the script times it and
+``fused=True`` against the baseline too, so the choice can be checked.
+
+    python benchmarks/bench_optimizer.py [--repeats 15] [--batch 1024] [--no-iteration]
+                                         [--threads N] [--clock wall|cpu]
+
+``--clock cpu`` times the CPU time the process spends (with ``--threads 1``,
+the calling thread's): on a machine whose cores other jobs keep busy, wall
+time also counts the waits for a descheduled thread at every parallel
+region, which round a 12 ms step up to whole scheduler ticks.
 """
 
 from __future__ import annotations
@@ -42,16 +54,28 @@ def state_bytes_per_scaled_weight(opt: MetaplasticSGD, model: torch.nn.Module) -
     return total / scaled
 
 
-def paired_ratio(ours, theirs, repeats: int) -> tuple[float, float, float]:
-    """Median time of ``ours`` and ``theirs`` (seconds) and the median of their paired ratios."""
-    ours(), theirs()  # warm-up: first-touch allocations and kernel selection
+clock = time.perf_counter   # set by --clock
+
+
+def paired_ratio(ours, theirs, repeats: int) -> tuple[float, float, float, tuple[float, float]]:
+    """Median times of ``ours`` and ``theirs`` (s), the median of their paired ratios, its quartiles."""
+    ours(), theirs()  # warm-up: first-touch allocations, kernel selection, compilation
     a, b = [], []
     for _ in range(repeats):
         for fn, times in ((theirs, b), (ours, a)):
-            start = time.perf_counter()
+            start = clock()
             fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(a), statistics.median(b), statistics.median(x / y for x, y in zip(a, b))
+            times.append(clock() - start)
+    ratios = [x / y for x, y in zip(a, b)]
+    quartiles = statistics.quantiles(ratios, n=4)
+    return statistics.median(a), statistics.median(b), statistics.median(ratios), \
+        (quartiles[0], quartiles[2])
+
+
+def report(label: str, ours: str, timing) -> None:
+    t_ours, t_base, ratio, (q1, q3) = timing
+    print(f"{label:34s} {ours} {t_ours * 1e3:7.1f} ms   SGD {t_base * 1e3:7.1f} ms   "
+          f"ratio {ratio:.3f} (quartiles {q1:.3f}-{q3:.3f})")
 
 
 def main() -> None:
@@ -62,7 +86,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="9216,4096,4096,10", help="layer widths")
     parser.add_argument("--single-tensor", action="store_true",
                         help="time the single-tensor reference kernel instead of foreach")
+    parser.add_argument("--no-iteration", action="store_true",
+                        help="skip the whole-iteration timing (the slow part)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or CPU time of the process (of the thread with --threads 1)")
     args = parser.parse_args()
+    global clock
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        clock = time.thread_time if torch.get_num_threads() == 1 else time.process_time
     sizes = [int(s) for s in args.sizes.split(",")]
     foreach = not args.single_tensor
 
@@ -70,13 +104,14 @@ def main() -> None:
     model_a, model_b = paper_head(sizes), paper_head(sizes)
     model_b.load_state_dict(model_a.state_dict())
     n_params = sum(p.numel() for p in model_a.parameters())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"model {sizes} ({n_params / 1e6:.1f} M parameters), "
           f"kernel {'foreach' if foreach else 'single-tensor'}")
 
     def build(flexibility, **kwargs):
+        kernel = {"foreach": None} if kwargs.get("fused") else {"foreach": foreach}
         opt = MetaplasticSGD(model_a.parameters(), lr=1e-4, alpha=4e5, flexibility=flexibility,
-                             generator=torch.Generator().manual_seed(0), foreach=foreach, **kwargs)
+                             generator=torch.Generator().manual_seed(0), **kernel, **kwargs)
         opt.consolidate()  # creates the state; S differs from 1 after the next boundaries
         return opt
 
@@ -103,12 +138,23 @@ def main() -> None:
         for p in model.parameters():
             p.grad = torch.randn_like(p) * 1e-3
     baseline = torch.optim.SGD(model_b.parameters(), lr=1e-4, foreach=True)
-    for label, kwargs in [("S float32", {}), ("S bfloat16", {"scale_dtype": torch.bfloat16})]:
+    print("one step; baseline torch.optim.SGD(foreach=True)")
+    for label, kwargs in [("SGD, torch's CPU default (loop)", {}), ("SGD, fused=True", {"fused": True})]:
+        other = torch.optim.SGD(model_a.parameters(), lr=1e-4, **kwargs)
+        report(label, "   this", paired_ratio(other.step, baseline.step, args.repeats))
+        del other
+    bf16 = {"scale_dtype": torch.bfloat16}
+    for label, kwargs in [("S float32", {}), ("S bfloat16, eager kernel", bf16),
+                          ("S bfloat16, fused=True", bf16 | {"fused": True})]:
         ours = build("hybrid", **kwargs)
-        t_ours, t_sgd, ratio = paired_ratio(ours.step, baseline.step, args.repeats)
-        print(f"step ({label:10s}) MetaplasticSGD {t_ours * 1e3:7.1f} ms   SGD {t_sgd * 1e3:7.1f} ms"
-              f"   ratio {ratio:.3f}")
+        if kwargs.get("fused"):
+            start = time.perf_counter()
+            ours.step()             # the first step compiles the fused kernel (or finds it cached)
+            print(f"  fused kernel: first step {time.perf_counter() - start:.1f} s (compilation)")
+        report(label, "Metaplastic", paired_ratio(ours.step, baseline.step, args.repeats))
         del ours
+    if args.no_iteration:
+        return
 
     ours = build("hybrid")
     x = torch.randn(args.batch, sizes[0])
@@ -121,10 +167,8 @@ def main() -> None:
             opt.step()
         return run
 
-    t_ours, t_sgd, ratio = paired_ratio(iteration(model_a, ours), iteration(model_b, baseline),
-                                        args.repeats)
-    print(f"iteration (S float32, batch {args.batch}) MetaplasticSGD {t_ours * 1e3:7.1f} ms   "
-          f"SGD {t_sgd * 1e3:7.1f} ms   ratio {ratio:.3f}")
+    report(f"iteration (S float32, batch {args.batch})", "Metaplastic",
+           paired_ratio(iteration(model_a, ours), iteration(model_b, baseline), args.repeats))
 
 
 if __name__ == "__main__":

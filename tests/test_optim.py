@@ -7,6 +7,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from metaplastic import MetaplasticSGD, plasticity_scale
+from metaplastic import optim as optim_module
 from metaplastic import plasticity as pl
 
 
@@ -547,6 +548,89 @@ def test_loads_a_state_dict_saved_by_the_previous_version():
     weight = list(fresh.param_groups[0]["params"])[0]
     assert fresh.param_groups[0]["flexibility"] == {"profile": "uniform", "low": 0.0, "high": 1.0}
     assert torch.equal(fresh.flexibility_of(weight), f)
+
+
+# ------------------------------------------------------------------ fused kernel (S read compactly)
+
+
+def _train_bfloat16(fused, data, momentum=0.8, weight_decay=1e-3):
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.5, alpha=30.0, flexibility="hybrid",
+                         generator=torch.Generator().manual_seed(0), scale_dtype=torch.bfloat16,
+                         momentum=momentum, weight_decay=weight_decay, fused=fused)
+    train(model, opt, data, boundaries={0, 3, 6})
+    return model, opt
+
+
+def _within_one_rounding(a, b):
+    """Equal, or neighbours: one rounding of the product lr * S * d apart at most."""
+    return bool(((a == b) | (torch.nextafter(a, b) == b)).all())
+
+
+def test_fused_kernel_computes_the_eager_update_without_recompiling():
+    # The one test that compiles (seconds; torch caches the kernel on disk for later runs).
+    data = batches(8)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    fused_model, fused_opt = _train_bfloat16(True, data)
+    compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs
+    eager_model, _ = _train_bfloat16(None, data)
+    for a, b in zip(fused_model.parameters(), eager_model.parameters()):
+        assert _within_one_rounding(a.detach(), b.detach())
+    if optim_module._fused_unavailable is not None:
+        pytest.skip(f"no compiler for torch.compile here: {optim_module._fused_unavailable}")
+    # Two weight matrices of different shapes, many steps: one compiled loop (dynamic shape),
+    # at most one more if this process compiled it before under another guard.
+    assert compiled <= 1
+    assert fused_opt.state[fused_model[0].weight]["scale"].dtype == torch.bfloat16
+
+
+def test_fused_falls_back_to_the_eager_kernel_with_one_warning(monkeypatch):
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("InvalidCxxCompiler: no working C++ compiler found")
+
+    monkeypatch.setattr(optim_module, "_compiled_update", None)
+    monkeypatch.setattr(optim_module, "_fused_unavailable", None)
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    data = batches(8)
+    with pytest.warns(RuntimeWarning, match="could not build the fused kernel") as caught:
+        fused_model, _ = _train_bfloat16(True, data)
+    assert len([w for w in caught if issubclass(w.category, RuntimeWarning)]) == 1
+    assert "InvalidCxxCompiler" in optim_module._fused_unavailable
+    eager_model, _ = _train_bfloat16(None, data)
+    for a, b in zip(fused_model.parameters(), eager_model.parameters()):
+        assert torch.equal(a, b)                        # the fallback is the eager kernel itself
+
+
+def test_fused_with_scale_in_the_parameter_dtype_is_the_foreach_kernel(monkeypatch):
+    monkeypatch.setattr(torch, "compile", None)         # nothing may be compiled on this path
+    data = batches(6)
+    results = []
+    for fused in (True, None):
+        model = make_mlp()
+        opt = MetaplasticSGD(model.parameters(), lr=0.5, alpha=30.0, flexibility="hybrid",
+                             generator=torch.Generator().manual_seed(0), fused=fused)
+        train(model, opt, data, boundaries={0, 3})
+        results.append(params_of(model))
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+
+
+def test_fused_and_foreach_together_are_refused():
+    with pytest.raises(ValueError, match="fused=True and foreach=True"):
+        MetaplasticSGD(make_mlp().parameters(), lr=0.1, alpha=1.0, flexibility="hybrid",
+                       fused=True, foreach=True)
+
+
+def test_fused_flag_survives_a_state_dict_and_old_dicts_load_without_it():
+    model = make_mlp()
+    opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=1.0, flexibility="hybrid", fused=True)
+    saved = opt.state_dict()
+    assert saved["param_groups"][0]["fused"] is True
+    for group in saved["param_groups"]:
+        del group["fused"]                              # a state saved before the option existed
+    fresh = MetaplasticSGD(make_mlp().parameters(), lr=0.1, alpha=1.0, flexibility="hybrid")
+    fresh.load_state_dict(saved)
+    assert fresh.param_groups[0]["fused"] is None
 
 
 # ------------------------------------------------------------------ consolidate in chunks
