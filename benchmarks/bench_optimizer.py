@@ -4,7 +4,10 @@ For an MLP with the paper's FC sizes (9216-4096-4096-10) it prints
 
 * the bytes of optimizer state per scaled weight, for each way the
   flexibility can be given (hybrid, hybrid with S in bfloat16, a constant,
-  conventional, an explicit tensor as the lab passes it);
+  conventional, an explicit tensor as the lab passes it), and how far the
+  process's peak resident memory rises above the state during one
+  ``consolidate()`` (Linux: the peak is reset through /proc/self/clear_refs;
+  memory that an earlier step freed but kept may serve part of it);
 * the time of one optimizer step (S in float32; S in bfloat16 with the
   eager kernel and with ``fused=True``), and of one whole training iteration
   (forward, backward, step on a batch), each as a ratio to SGD's. Ours and
@@ -55,6 +58,24 @@ def state_bytes_per_scaled_weight(opt: MetaplasticSGD, model: torch.nn.Module) -
 
 
 clock = time.perf_counter   # set by --clock
+
+
+def _status_bytes(key: str) -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(key))
+
+
+def peak_rise(fn) -> float | None:
+    """Bytes by which the peak resident memory rises above the current one during ``fn()``."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")                 # resets the peak (VmHWM) to the current size
+        before = _status_bytes("VmRSS:")
+    except OSError:                          # not Linux, or no permission
+        fn()
+        return None
+    fn()
+    return _status_bytes("VmHWM:") - before
 
 
 def paired_ratio(ours, theirs, repeats: int) -> tuple[float, float, float, tuple[float, float]]:
@@ -115,7 +136,8 @@ def main() -> None:
         opt.consolidate()  # creates the state; S differs from 1 after the next boundaries
         return opt
 
-    print("optimizer state, bytes per scaled weight (before: 12 in float32 for every profile)")
+    print("optimizer state, bytes per scaled weight (before: 12 in float32 for every profile);\n"
+          "peak memory rise during one consolidate()")
     explicit = [{"params": [p], "flexibility": torch.rand(p.shape)} for p in model_a.parameters()
                 if p.dim() >= 2]
     explicit.append({"params": [p for p in model_a.parameters() if p.dim() < 2], "scaled": False})
@@ -131,7 +153,10 @@ def main() -> None:
             opt.consolidate()
         else:
             opt = build(flexibility, **kwargs)
-        print(f"  {label:48s} {state_bytes_per_scaled_weight(opt, model_a):5.2f}")
+        rise = peak_rise(opt.consolidate)
+        rise_text = "n/a" if rise is None else f"{rise / 1e6:6.0f} MB"
+        print(f"  {label:48s} {state_bytes_per_scaled_weight(opt, model_a):5.2f}   "
+              f"consolidate {rise_text}")
         del opt
 
     for model in (model_a, model_b):
