@@ -4,7 +4,9 @@ Two pieces live here (paper, Methods 2.2; ``protocol.md`` sections 1-2):
 
 * :func:`plasticity_scale`, Eq. 2 of the paper: the factor ``S`` in [0, 1]
   that scales a synapse's learning rate given its flexibility ``f`` and its
-  drift ``dw`` from its initial value;
+  drift ``dw`` from its initial value, and :func:`plasticity_scale_`, the
+  same numbers written into an existing tensor a chunk at a time (bounded
+  temporaries, for weights of hundreds of millions of elements);
 * flexibility profiles: the distributions from which every synapse draws its
   fixed flexibility once, when the network is initialised.
 
