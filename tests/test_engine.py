@@ -120,6 +120,21 @@ def test_keep_freed_memory_applies_on_glibc():
         pytest.fail("this project's machines run glibc; the tuning must apply there")
     assert keep_freed_memory() is True
     assert keep_freed_memory() is True          # idempotent
+    assert keep_freed_memory(False) is True     # and back to glibc's defaults
+
+
+def test_the_heap_is_kept_only_for_runs_of_profiles(tmp_path, monkeypatch):
+    """Baselines allocate many sizes that live across items: a kept heap fragmented without
+    bound (metaplastic._memory), so only runs of profiles keep it."""
+    from metaplastic import lab
+    from tests.test_results import FakeLab
+
+    asked = []
+    monkeypatch.setattr(lab, "keep_freed_memory", asked.append)
+    lab.run_experiment(tiny_config(trials=1), FakeLab(), tmp_path / "a", progress=False)
+    lab.run_experiment(tiny_config(trials=1, learners="hybrid,ewc"), FakeLab(), tmp_path / "b",
+                       progress=False)
+    assert asked == [True, False]
 
 
 def test_frequency_trials_use_the_published_schedule_they_name(shared_data):

@@ -25,7 +25,7 @@ from metaplastic.config import RunConfig
 from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, load_digits
 from metaplastic.data.two_digit import source_fingerprint
 from metaplastic.engine import Schedules, run_trials, trial_classes
-from metaplastic.experiments import EXPERIMENTS
+from metaplastic.experiments import EXPERIMENTS, is_profile
 from metaplastic.features import WEIGHT_CHOICES, FeatureCache, load_backbone
 from metaplastic.results import RunStore
 
@@ -52,8 +52,6 @@ class Lab:
 
     def __init__(self, *, data_dir=None, cache_dir=None, backbone: str = "auto",
                  device: str = "cpu", download: bool = True):
-        if device == "cpu":
-            keep_freed_memory()  # large stacked tensors: reuse the heap (see metaplastic._memory)
         self.digits: DigitSource = load_digits(data_dir, download=download)
         self.backbone = load_backbone(backbone)
         self.cache = FeatureCache(cache_dir or default_cache_dir(), self.backbone,
@@ -160,6 +158,8 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress
     allow, :func:`trial_batch_size`). A trial's records do not depend on its batch.
     """
     start = time.perf_counter()
+    if config.device == "cpu":   # reuse the heap for stacked tensors, unless it would fragment
+        keep_freed_memory(all(is_profile(config.experiment, name) for name in config.profiles))
     provenance, schedules = lab.provenance(), None
     if EXPERIMENTS[config.experiment].kind == "frequency":   # the schedules used are provenance too
         schedules, provenance["frequency_schedules"] = lab.frequency_schedules(config)
