@@ -263,12 +263,12 @@ def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[i
     trials = [prepare_trial(config, features, t, schedules) for t in trial_indices]
     groups = build_groups(config, trials)
     n_presentations = len(trials[0].presentations)
-    tests = _stack_tests(trials)
+    tests, inputs = _stack_tests(trials), Inputs(trials, run_dtype(config))
     with matmul_precision(config):
-        records = [_test(config, g, trials, tests, 0) for g in groups]
+        records = [_test(config, g, trials, tests, inputs, 0) for g in groups]
         for k in range(n_presentations):
             _train_presentation(config, groups, trials, k)
-            records.extend(_test(config, g, trials, tests, k + 1) for g in groups)
+            records.extend(_test(config, g, trials, tests, inputs, k + 1) for g in groups)
             if on_presentation is not None:
                 on_presentation(k + 1, n_presentations)
     if timings is not None:
@@ -409,8 +409,9 @@ def _stack_tests(trials: list[Trial]) -> torch.Tensor:
     return tests
 
 
-def _test(config, group: Group, trials, tests: torch.Tensor, presentation: int) -> pd.DataFrame:
-    predictions = predict(group.model, tests, group.owner, inputs=Inputs(trials, run_dtype(config)))
+def _test(config, group: Group, trials, tests: torch.Tensor, inputs: Inputs,
+          presentation: int) -> pd.DataFrame:
+    predictions = predict(group.model, tests, group.owner, inputs=inputs)
     n_profiles, n = len(group.learners), config.items
     frames = []
     for b, prediction in enumerate(predictions):
