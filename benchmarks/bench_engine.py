@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from metaplastic.config import DEFAULT_BACKBONE
 from metaplastic.engine import run_trials
 from metaplastic.experiments import make_config
 from metaplastic.lab import Lab
@@ -32,8 +33,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = make_config("serial-position", args.scale, items=args.items, trials=2,
-                         backbone="untrained")
-    lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone="untrained")
+                         backbone=DEFAULT_BACKBONE)
+    lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=DEFAULT_BACKBONE)
     cached = lab.features(config, [0, 1])
     features = lambda c, s, n: cached[(c, s)]  # noqa: E731
 
@@ -46,7 +47,7 @@ def main() -> None:
     for trial in (0, 1):
         for profile in config.profiles:
             one = make_config("serial-position", args.scale, items=args.items, trials=2,
-                              backbone="untrained", profiles=(profile,))
+                              backbone=DEFAULT_BACKBONE, profiles=(profile,))
             alone.append(run_trials(one, features, [trial]))
     alone_s = time.perf_counter() - start
 

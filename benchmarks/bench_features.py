@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from metaplastic.config import DEFAULT_BACKBONE
 from metaplastic.data import CLASSES, load_digits
 from metaplastic.data.two_digit import build_class, source_fingerprint
 from metaplastic.features import FeatureCache, load_backbone, preprocess
@@ -34,11 +35,12 @@ def main() -> None:
     args = parser.parse_args()
 
     digits = load_digits(args.data_dir, download=False)
-    backbone = load_backbone("untrained")
+    backbone = load_backbone(DEFAULT_BACKBONE)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, backbone "
           f"{backbone.weights}, digits {digits.source}, batch {args.batch}")
     with torch.inference_mode():  # warm-up: the first forward pays for kernel selection
-        backbone.module(preprocess(build_class(digits, "01", "train", args.batch, seed=0)))
+        warm = build_class(digits, "01", "train", args.batch, seed=0)
+        backbone.module(preprocess(warm, backbone.input_style))
     with tempfile.TemporaryDirectory() as folder:
         cache = FeatureCache(folder, backbone, digits_fingerprint=source_fingerprint(digits),
                              batch_size=args.batch)
@@ -46,7 +48,7 @@ def main() -> None:
         cache.get(digits, "38", "train", args.images, seed=0)
         cached_rate = args.images / (time.perf_counter() - start)
 
-        batches = [preprocess(b) for b in torch.from_numpy(
+        batches = [preprocess(b, backbone.input_style) for b in torch.from_numpy(
             build_class(digits, "38", "train", args.images, seed=0)).split(args.batch)]
         with torch.inference_mode():
             start = time.perf_counter()

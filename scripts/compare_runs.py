@@ -1,9 +1,10 @@
 """Do two runs of one experiment agree within trial-to-trial noise? (e.g. float64 vs float32).
 
-For two run folders of the same experiment (compared on the trials both hold) (typically the same configuration at two
-precisions, or on two devices), prints per learner the memorized count and per item the final
-performance of each, the largest paired difference against the trial-to-trial standard error
-of the mean (SD over trials / sqrt(trials)), and each claim's verdict in both. The rule
+For two run folders of the same experiment (compared on the trials both hold; typically the
+same configuration at two precisions, or on two devices), prints per learner the memorized
+count and per item the final performance of each, the largest paired difference against the
+trial-to-trial standard error of the mean (SD over trials / sqrt(trials)), and each claim's
+verdict in both. The rule
 (docs/benchmarks.md, "Precision"): the runs agree when every mean differs by less than one
 standard error and every claim has the same verdict.
 

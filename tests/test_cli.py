@@ -31,7 +31,7 @@ def test_unwritable_out_dir_is_one_clear_line(tmp_path, shared_data, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     argv = ["run", "serial-position", "--out", str(blocker / "runs"), "--data-dir", str(shared_data),
-            "--cache-dir", str(tmp_path / "cache"), "--backbone", "untrained", "--quiet"]
+            "--cache-dir", str(tmp_path / "cache"), "--quiet"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "choose another --out" in err and "Traceback" not in err
@@ -41,13 +41,14 @@ def test_tiny_run_end_to_end(tmp_path, shared_data, capsys):
     argv = ["run", "serial-position", "--items", "3", "--trials", "1", "--width", "8",
             "--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "8",
             "--data-dir", str(shared_data), "--cache-dir", str(tmp_path / "cache"),
-            "--out", str(tmp_path / "runs"), "--backbone", "untrained", "--quiet"]
+            "--out", str(tmp_path / "runs"), "--quiet"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "run folder" in out and "hybrid" in out
     (folder,) = (tmp_path / "runs").iterdir()
     config = json.loads((folder / "config.json").read_text())
-    assert config["provenance"]["backbone"]["weights"] == "untrained"
+    backbone = config["provenance"]["backbone"]   # the default: untrained Table S1, no warning
+    assert backbone["weights"] == "untrained" and "Table S1" in backbone["architecture"]
     assert config["provenance"]["mnist"]["source"] == "mnist"
     assert main(argv) == 0                                  # again: resumes, trains nothing
     assert "trained 0 new trial(s)" in capsys.readouterr().out

@@ -27,6 +27,37 @@ def test_preprocess_shape_and_normalisation():
     torch.testing.assert_close(x[1, :, 100, 100], (1 - mean) / std)
 
 
+def test_reference_preprocessing_is_pixels_minus_the_mean_pixel():
+    images = np.zeros((2, 56, 56), np.uint8)
+    images[1] = 255
+    x = ft.preprocess(images, "reference")
+    mean = torch.tensor(ft.REFERENCE_MEAN_PIXEL)
+    torch.testing.assert_close(x[0, :, 0, 0], -mean)
+    torch.testing.assert_close(x[1, :, 100, 100], 255 - mean)
+    with pytest.raises(ValueError, match="unknown input style"):
+        ft.preprocess(images, "caffe")
+
+
+def test_default_backbone_is_table_s1_and_never_asks_the_network(monkeypatch):
+    def no_network():
+        raise AssertionError("the default backbone must not depend on being online")
+
+    monkeypatch.setattr(ft, "_imagenet_features", no_network)
+    default = ft.load_backbone()
+    assert default.is_calibrated and "Table S1" in default.architecture
+    assert default.describe()["preprocessing"] == ft.PREPROCESSING["reference"]
+    assert default.fingerprint == ft.load_backbone("untrained-s1").fingerprint
+
+
+def test_other_backbones_say_they_are_not_what_the_presets_were_calibrated_on(backbone):
+    from metaplastic.report import _calibrated_features
+
+    assert not backbone.is_calibrated
+    assert backbone.describe()["preprocessing"] == ft.PREPROCESSING["imagenet"]
+    assert not _calibrated_features(backbone.describe())
+    assert _calibrated_features(ft.load_backbone().describe())
+
+
 def test_features_shape_dtype_determinism(backbone, digits):
     images = build_class(digits, "38", "test", 6, seed=0)
     a = ft.extract(backbone, images, batch_size=4)

@@ -129,7 +129,8 @@ def test_run_hash_ignores_paths_and_follows_the_protocol_version(tmp_path, share
     assert by_absolute.provenance() != by_relative.provenance()          # the paths differ ...
     name = run_name(config, by_absolute.provenance())
     assert run_name(config, by_relative.provenance()) == name            # ... the run does not
-    untrained = Lab(data_dir=shared_data, cache_dir="c", backbone="untrained", download=False)
+    with pytest.warns(UserWarning, match="presets were calibrated on the untrained Table S1"):
+        untrained = Lab(data_dir=shared_data, cache_dir="c", backbone="untrained", download=False)
     assert run_name(config, untrained.provenance()) == name              # same weights, same run
     monkeypatch.setattr(config_module, "PROTOCOL_VERSION", config_module.PROTOCOL_VERSION + 1)
     assert run_name(config, by_absolute.provenance()) != name
@@ -143,7 +144,7 @@ def test_ray_executor_gives_the_records_of_the_local_one(tmp_path, shared_data, 
     argv = ["run", "serial-position", "--items", "3", "--trials", "3", "--width", "8",
             "--train-per-class", "10", "--test-per-class", "5", "--epochs", "1", "--batch-size", "8",
             "--data-dir", str(shared_data), "--cache-dir", str(tmp_path / "cache"),
-            "--backbone", "untrained", "--quiet"]
+            "--quiet"]
     assert main(argv + ["--out", str(tmp_path / "local")]) == 0
     assert main(argv + ["--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
     assert "trained 3 new trial(s)" in capsys.readouterr().out
@@ -235,12 +236,10 @@ def _bad_inputs(tmp_path, shared_data):
         "backbone is a text file": (["--backbone", str(text)] + data, "cannot read backbone weights"),
         "backbone is a folder": (["--backbone", str(tmp_path)] + data, "is a folder; give a .pth file"),
         "backbone holds a list": (["--backbone", str(listed)] + data, "is not an AlexNet state dict"),
-        "data dir is a file": (["--data-dir", str(folder_file), "--backbone", "untrained"],
-                               "is a file, not a folder"),
-        "MNIST half copied": (["--data-dir", str(tmp_path / "half"), "--backbone", "untrained"],
-                              "is incomplete"),
-        "cache dir is a file": (["--backbone", "untrained", "--data-dir", str(shared_data),
-                                 "--cache-dir", str(text)], "feature cache folder"),
+        "data dir is a file": (["--data-dir", str(folder_file)], "is a file, not a folder"),
+        "MNIST half copied": (["--data-dir", str(tmp_path / "half")], "is incomplete"),
+        "cache dir is a file": (["--data-dir", str(shared_data), "--cache-dir", str(text)],
+                                "feature cache folder"),
     }
 
 
@@ -264,7 +263,7 @@ def _offline():
 
 def test_damaged_feature_cache_is_rebuilt(tmp_path, shared_data, capsys):
     argv = _cli(tmp_path, shared_data, "--data-dir", str(shared_data), "--cache-dir",
-                str(tmp_path / "cache"), "--backbone", "untrained")
+                str(tmp_path / "cache"))
     assert main(argv) == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
     expected = pd.read_parquet(run_dir / "records.parquet")
@@ -305,6 +304,6 @@ def test_bad_run_folders_for_plot_and_report(tmp_path, capsys):
 def test_ray_unreachable_address_is_one_clear_line(tmp_path, shared_data, capsys):
     pytest.importorskip("ray", reason="ray is not installed (pip install 'metaplastic[ray]')")
     argv = _cli(tmp_path, shared_data, "--data-dir", str(shared_data), "--cache-dir",
-                str(tmp_path / "cache"), "--backbone", "untrained", "--executor", "ray",
+                str(tmp_path / "cache"), "--executor", "ray",
                 "--address", "auto")
     _one_clear_line(capsys, "cannot start or reach the Ray cluster at auto", main(argv))

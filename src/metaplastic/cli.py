@@ -8,7 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from metaplastic.config import FREQUENCY_SCHEDULE_SOURCES, MAX_SEED, PRECISIONS
+from metaplastic.config import DEFAULT_BACKBONE, FREQUENCY_SCHEDULE_SOURCES, MAX_SEED, PRECISIONS
 from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
 
 
@@ -95,11 +95,14 @@ def _add_run_options(command) -> None:
                                              "~/.cache/metaplastic/features)")
     command.add_argument("--out", default="runs", help="folder for run folders (default: ./runs)")
     command.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    command.add_argument("--backbone", default="auto",
-                         help="AlexNet weights: auto (ImageNet if obtainable, else untrained, "
-                              "recorded), imagenet, untrained (torchvision's variant), untrained-s1 (the "
-                              "paper's Table S1 network, untrained), or a path to a .pth state dict "
-                              "(default: auto)")
+    command.add_argument("--backbone", default=DEFAULT_BACKBONE,
+                         help="AlexNet conv1..pool5: untrained-s1 (the paper's Table S1 network, "
+                              "untrained, seed 0: the same on every machine, and what the presets "
+                              "are calibrated on), imagenet (torchvision's variant with its ImageNet "
+                              "weights), untrained (torchvision's variant), auto (imagenet if "
+                              "obtainable, else untrained), or a path to a .pth state dict of "
+                              "torchvision's AlexNet; every choice but the default warns that the "
+                              "presets were not calibrated for it (default: untrained-s1)")
     command.add_argument("--frequency-schedules", choices=FREQUENCY_SCHEDULE_SOURCES, default="published",
                          help="frequency experiment (Fig. 5): 'published' takes trial t's schedule from "
                               "the authors' schedules (DATA_DIR/frequency_profiles.csv, rows where "

@@ -38,6 +38,9 @@ PROTOCOL_VERSION = 1
 #: Bounds on settings beyond which a run is not a setting of this lab but a typo.
 MAX_TRIALS = 1_000_000
 MAX_EPOCHS = 10_000
+#: The feature extractor the presets are calibrated on: the untrained Table S1 AlexNet (seed 0),
+#: deterministic and needing no network (metaplastic.features).
+DEFAULT_BACKBONE = "untrained-s1"
 MAX_SEED = 2**63 - 1
 
 
@@ -90,7 +93,7 @@ class RunConfig:
     alpha: float
     feature_scale: float
     center_features: bool = False
-    backbone: str = "auto"
+    backbone: str = DEFAULT_BACKBONE
     device: str = "cpu"
     dataset_seed: int = 0
     dropout: float = 0.0

@@ -5,10 +5,23 @@ features of every image are computed once and stored (protocol.md section 3;
 design: "features are computed once"). The reference re-ran the backbone at
 every step of every epoch.
 
-Preprocessing (protocol.md section 3): the 56x56 grey image is scaled to
-[0, 1], resized to 227x227 with bilinear interpolation (``align_corners=False``,
-no antialiasing: it is an upsampling), copied to three channels, and
-normalised with the ImageNet mean and std.
+Preprocessing (protocol.md section 3) depends on the network. Both resize the
+56x56 grey image to 227x227 with bilinear interpolation (``align_corners=False``,
+no antialiasing: it is an upsampling) and copy it to three channels. Then:
+
+- the Table S1 network (the default) takes the reference's input, pixels 0-255
+  minus the mean image. The ImageNet mean image itself is not available here,
+  so its per-channel mean (123.68, 116.78, 103.94, the values published with
+  the original network) is subtracted at every position. The scale matters:
+  the local response normalisation constants of Table S1 assume 0-255 inputs
+  (at the [-2, 2] scale of torchvision's normalisation LRN would do nothing).
+- torchvision's variant (its ImageNet weights, or untrained) takes what its
+  weights were trained with: [0, 1], minus the ImageNet mean, over the std.
+
+The default backbone is the untrained Table S1 network drawn from seed 0: the
+same features on every machine, online or not, and the features the presets
+were calibrated on (docs/calibration.md). Other weights are an explicit choice
+and warn that the presets were not calibrated for them.
 """
 
 from __future__ import annotations
@@ -26,15 +39,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from metaplastic.config import DEFAULT_BACKBONE
+
 #: Bump whenever a change alters what extraction computes: old cache entries then miss.
 EXTRACTION_VERSION = 1
 FEATURE_DIM = 9216
 INPUT_SIZE = 227
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PREPROCESSING = (f"uint8/255 -> bilinear {INPUT_SIZE}x{INPUT_SIZE} (align_corners=False) -> "
-                 f"3 channels -> normalise mean {IMAGENET_MEAN} std {IMAGENET_STD}")
-WEIGHT_CHOICES = ("auto", "imagenet", "untrained", "untrained-s1")
+#: The per-channel mean of the reference's mean image, on the 0-255 scale (R, G, B).
+REFERENCE_MEAN_PIXEL = (123.68, 116.779, 103.939)
+#: How each kind of network wants its input; the text enters every cache key and provenance.
+PREPROCESSING = {
+    "imagenet": (f"uint8/255 -> bilinear {INPUT_SIZE}x{INPUT_SIZE} (align_corners=False) -> "
+                 f"3 channels -> normalise mean {IMAGENET_MEAN} std {IMAGENET_STD}"),
+    "reference": (f"uint8 0-255 -> bilinear {INPUT_SIZE}x{INPUT_SIZE} (align_corners=False) -> "
+                  f"3 channels -> minus the mean pixel {REFERENCE_MEAN_PIXEL}"),
+}
+WEIGHT_CHOICES = ("untrained-s1", "imagenet", "untrained", "auto")
+
 TORCHVISION_ARCHITECTURE = "torchvision alexnet.features (conv1..pool5)"
 TABLE_S1_ARCHITECTURE = "Table S1 AlexNet conv1..pool5 (96-256-384-384-256, LRN, groups; metaplastic.alexnet)"
 
@@ -55,28 +78,41 @@ class Backbone:
     weights: str          # what was actually loaded: "imagenet", "untrained", or a file path
     fingerprint: str      # a hash of the parameters, part of every cache key
     architecture: str = TORCHVISION_ARCHITECTURE
+    input_style: str = "imagenet"   # a key of PREPROCESSING
+
+    @property
+    def preprocessing(self) -> str:
+        return PREPROCESSING[self.input_style]
+
+    @property
+    def is_calibrated(self) -> bool:
+        """Whether these are the features the presets were calibrated on (the default)."""
+        return self.architecture == TABLE_S1_ARCHITECTURE and self.weights == "untrained"
 
     def describe(self) -> dict:
         return {"architecture": self.architecture,
                 "weights": self.weights, "fingerprint": self.fingerprint,
-                "preprocessing": PREPROCESSING, "extraction_version": EXTRACTION_VERSION}
+                "preprocessing": self.preprocessing, "extraction_version": EXTRACTION_VERSION}
 
 
-def load_backbone(weights: str = "auto", *, seed: int = 0) -> Backbone:
+def load_backbone(weights: str = DEFAULT_BACKBONE, *, seed: int = 0) -> Backbone:
     """Build the frozen backbone.
 
-    ``weights``: ``"imagenet"`` (torchvision's ``IMAGENET1K_V1``, downloaded
-    when online or read from torchvision's cache), a path to a local ``.pth``
-    state dict (of a whole torchvision AlexNet or of its ``features``),
-    ``"untrained"`` (torchvision's default init from ``seed``) or ``"auto"``
-    (imagenet when obtainable, else untrained with a loud warning).
+    ``weights``: ``"untrained-s1"`` (the default: the paper's Table S1 network,
+    weights drawn from ``seed``, metaplastic.alexnet), ``"imagenet"``
+    (torchvision's ``IMAGENET1K_V1``, downloaded when online or read from
+    torchvision's cache), a path to a local ``.pth`` state dict (of a whole
+    torchvision AlexNet or of its ``features``), ``"untrained"`` (torchvision's
+    variant, its default init from ``seed``) or ``"auto"`` (imagenet when
+    obtainable, else torchvision's untrained variant with a loud warning).
     """
-    if weights == "untrained":
-        return _freeze(_untrained_features(seed), "untrained")
-    if weights == "untrained-s1":   # the paper's Table S1 network, untrained (metaplastic.alexnet)
+    if weights == "untrained-s1":
         from metaplastic.alexnet import table_s1_features
 
-        return _freeze(table_s1_features(seed), "untrained", architecture=TABLE_S1_ARCHITECTURE)
+        return _freeze(table_s1_features(seed), "untrained", architecture=TABLE_S1_ARCHITECTURE,
+                       input_style="reference")
+    if weights == "untrained":
+        return _freeze(_untrained_features(seed), "untrained")
     if weights == "imagenet":
         return _freeze(_imagenet_features(), "imagenet")
     if weights == "auto":
@@ -143,7 +179,8 @@ def _features_from_file(path: Path) -> torch.nn.Module:
     return features
 
 
-def _freeze(module: torch.nn.Module, weights: str, architecture: str = TORCHVISION_ARCHITECTURE) -> Backbone:
+def _freeze(module: torch.nn.Module, weights: str, architecture: str = TORCHVISION_ARCHITECTURE,
+            input_style: str = "imagenet") -> Backbone:
     module.eval()
     for p in module.parameters():
         p.requires_grad_(False)
@@ -151,17 +188,23 @@ def _freeze(module: torch.nn.Module, weights: str, architecture: str = TORCHVISI
     for name, tensor in module.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return Backbone(module, weights, digest.hexdigest()[:16], architecture)
+    return Backbone(module, weights, digest.hexdigest()[:16], architecture, input_style)
 
 
 # ------------------------------------------------------------------ extraction
 
 
-def preprocess(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """``[n, 56, 56]`` uint8 -> ``[n, 3, 227, 227]`` float32, ready for AlexNet."""
-    x = torch.as_tensor(np.asarray(images)).float().div_(255).unsqueeze(1)
+def preprocess(images: np.ndarray | torch.Tensor, style: str = "imagenet") -> torch.Tensor:
+    """``[n, 56, 56]`` uint8 -> ``[n, 3, 227, 227]`` float32, the input ``style`` of PREPROCESSING."""
+    if style not in PREPROCESSING:
+        raise ValueError(f"unknown input style {style!r}: use one of {', '.join(PREPROCESSING)}")
+    x = torch.as_tensor(np.asarray(images)).float().unsqueeze(1)
+    if style == "imagenet":
+        x = x.div_(255)
     x = F.interpolate(x, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
     x = x.expand(-1, 3, -1, -1)
+    if style == "reference":
+        return x - torch.tensor(REFERENCE_MEAN_PIXEL).view(1, 3, 1, 1)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (x - mean) / std
@@ -174,7 +217,7 @@ def extract(backbone: Backbone, images: np.ndarray, *, batch_size: int = 64,
     out = np.empty((len(images), FEATURE_DIM), dtype=np.float32)
     with torch.inference_mode():
         for start in range(0, len(images), batch_size):
-            batch = preprocess(images[start:start + batch_size]).to(device)
+            batch = preprocess(images[start:start + batch_size], backbone.input_style).to(device)
             out[start:start + len(batch)] = module(batch).flatten(1).float().cpu().numpy()
             if on_batch is not None:
                 on_batch(len(batch))
@@ -221,7 +264,8 @@ class FeatureCache:
         """
         settings = {"class": name, "split": split, "images": n, "dataset_seed": seed,
                     "digits": self.digits_fingerprint, "backbone": self.backbone.weights,
-                    "backbone_fingerprint": self.backbone.fingerprint, "preprocessing": PREPROCESSING,
+                    "backbone_fingerprint": self.backbone.fingerprint,
+                    "preprocessing": self.backbone.preprocessing,
                     "extraction_version": EXTRACTION_VERSION, "dtype": "float16"}
         if self.device_type != "cpu":
             settings["extraction"] = {"device": self.device_type, "precision": "float32"}

@@ -21,7 +21,7 @@ import pandas as pd
 
 from metaplastic import protocol
 from metaplastic._memory import keep_freed_memory
-from metaplastic.config import RunConfig
+from metaplastic.config import DEFAULT_BACKBONE, RunConfig
 from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, load_digits
 from metaplastic.data.two_digit import source_fingerprint
 from metaplastic.engine import Schedules, run_trials, trial_classes
@@ -50,10 +50,15 @@ class RunResult:
 class Lab:
     """Digits, backbone and feature cache, resolved once and shared by runs."""
 
-    def __init__(self, *, data_dir=None, cache_dir=None, backbone: str = "auto",
+    def __init__(self, *, data_dir=None, cache_dir=None, backbone: str = DEFAULT_BACKBONE,
                  device: str = "cpu", download: bool = True):
         self.digits: DigitSource = load_digits(data_dir, download=download)
         self.backbone = load_backbone(backbone)
+        if not self.backbone.is_calibrated:
+            warnings.warn(f"the presets were calibrated on the untrained Table S1 features (the "
+                          f"default backbone; docs/calibration.md), not on these ({self.backbone.weights}, "
+                          f"{self.backbone.architecture}): their lr, alpha and feature scale may not "
+                          "give the paper's regimes here. The report says so too.", stacklevel=2)
         self.cache = FeatureCache(cache_dir or default_cache_dir(), self.backbone,
                                   digits_fingerprint=source_fingerprint(self.digits), device=device)
         root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
