@@ -50,12 +50,10 @@ def test_default_backbone_is_table_s1_and_never_asks_the_network(monkeypatch):
 
 
 def test_other_backbones_say_they_are_not_what_the_presets_were_calibrated_on(backbone):
-    from metaplastic.report import _calibrated_features
-
     assert not backbone.is_calibrated
     assert backbone.describe()["preprocessing"] == ft.PREPROCESSING["imagenet"]
-    assert not _calibrated_features(backbone.describe())
-    assert _calibrated_features(ft.load_backbone().describe())
+    assert not ft.calibrated_features(backbone.describe())
+    assert ft.calibrated_features(ft.load_backbone().describe())
 
 
 def test_features_shape_dtype_determinism(backbone, digits):

@@ -86,13 +86,18 @@ class Backbone:
 
     @property
     def is_calibrated(self) -> bool:
-        """Whether these are the features the presets were calibrated on (the default)."""
-        return self.architecture == TABLE_S1_ARCHITECTURE and self.weights == "untrained"
+        return calibrated_features(self.describe())
 
     def describe(self) -> dict:
         return {"architecture": self.architecture,
                 "weights": self.weights, "fingerprint": self.fingerprint,
                 "preprocessing": self.preprocessing, "extraction_version": EXTRACTION_VERSION}
+
+
+def calibrated_features(described: dict) -> bool:
+    """Whether a backbone (as ``Backbone.describe`` records it in a run's provenance) gives the
+    features the presets were calibrated on: the default, the untrained Table S1 network."""
+    return described.get("weights") == "untrained" and described.get("architecture") == TABLE_S1_ARCHITECTURE
 
 
 def load_backbone(weights: str = DEFAULT_BACKBONE, *, seed: int = 0) -> Backbone:

@@ -24,7 +24,7 @@ import pandas as pd
 from metaplastic import tables
 from metaplastic.claims import MIN_TRIALS, SIGNIFICANCE, VERDICTS, Claim, Measured
 from metaplastic.experiments import EXPERIMENTS
-from metaplastic.features import TABLE_S1_ARCHITECTURE
+from metaplastic.features import calibrated_features
 from metaplastic.stats import spearman
 
 
@@ -98,16 +98,12 @@ def rules_section(reports: list[RunReport]) -> list[str]:
     return lines + [""]
 
 
-def _calibrated_features(backbone: dict) -> bool:
-    return backbone.get("weights") == "untrained" and backbone.get("architecture") == TABLE_S1_ARCHITECTURE
-
-
 def _provenance_lines(r: RunReport) -> list[str]:
     backbone, mnist = r.provenance.get("backbone", {}), r.provenance.get("mnist", {})
     c = r.config
     return [f"- run folder: `{r.folder.name}`",
             f"- backbone weights: **{backbone.get('weights')}** ({backbone.get('architecture', '')})"
-            + ("" if _calibrated_features(backbone) else
+            + ("" if calibrated_features(backbone) else
                "; NOT the features the presets were calibrated on (untrained Table S1)"),
             f"- MNIST source: **{mnist.get('source')}** ({mnist.get('location')})",
             f"- scale: {c['scale']}; {c['items']} items, width {c['width']}, {c['train_per_class']} "
