@@ -10,6 +10,9 @@ docs/calibration.md.
 
     python scripts/sweep.py --data-dir ../shared/data --trials 2 \\
         --grid lr=1e-4,3e-4 alpha=1e5,4e5 feature_scale=10
+
+With ``--learners`` only some networks are trained (claims about the others then read
+"inconclusive": their data is missing).
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--cache-dir")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE, help="as for metaplastic run")
+    parser.add_argument("--learners", help="as for metaplastic run (default: the experiment's "
+                        "profiles); e.g. 'conventional' sweeps the learning rate at a third of the cost")
     parser.add_argument("--grid", nargs="*", default=[], help="name=v1,v2 ... (RunConfig fields)")
     args = parser.parse_args()
 
@@ -57,7 +62,7 @@ def main() -> None:
     for values in itertools.product(*grid.values()):
         settings = dict(zip(names, values))
         config = make_config(args.experiment, args.scale, trials=args.trials, seed=args.seed,
-                             backbone=args.backbone, **settings)
+                             backbone=args.backbone, learners=args.learners, **settings)
         trials = list(range(args.trials))
         cached = lab.features(config, trials, progress=False)
         start = time.perf_counter()
