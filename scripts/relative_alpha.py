@@ -8,7 +8,10 @@ network: during the first item S = 1 for every f > 0, so every profile drifts al
 median drift and the *relative alpha* alpha * median|dw| of the preset's calibrated alpha; then
 the alpha that the quick preset's relative alpha implies at every other preset.
 
-    python scripts/relative_alpha.py --data-dir ../shared/data [--scales quick,paper]
+    python scripts/relative_alpha.py --data-dir ../shared/data [--scales quick,paper] \\
+        [--set paper:lr=3e-4 paper:center_features=true]
+
+``--set`` measures a preset with some settings changed (a candidate of a calibration sweep).
 """
 
 from __future__ import annotations
@@ -23,17 +26,37 @@ from metaplastic.experiments import make_config
 from metaplastic.lab import Lab
 
 
-def drift_after_first_item(lab: Lab, scale: str, seed: int) -> tuple[float, list[float], float]:
+def parse_settings(entries: list[str]) -> dict[str, dict]:
+    """``["paper:lr=3e-4", "paper:center_features=true"]`` -> ``{"paper": {"lr": 3e-4, ...}}``."""
+    settings: dict[str, dict] = {}
+    for entry in entries:
+        scale, _, assignment = entry.partition(":")
+        name, _, value = assignment.partition("=")
+        if not name or not value:
+            raise SystemExit(f"--set wants SCALE:NAME=VALUE, got {entry!r}")
+        if name == "center_features":
+            parsed = value.lower() in ("1", "true", "yes", "on")
+        elif name in ("width", "epochs", "batch_size", "train_per_class"):
+            parsed = int(value)
+        else:
+            parsed = float(value)
+        settings.setdefault(scale, {})[name] = parsed
+    return settings
+
+
+def drift_after_first_item(lab: Lab, scale: str, seed: int,
+                           settings: dict) -> tuple[float, list[float], float]:
     """Median |dw| over all weights, per layer, and the seconds it took (features included)."""
     start = time.perf_counter()
-    config = make_config("serial-position", scale, trials=1, seed=seed, learners="conventional")
+    config = make_config("serial-position", scale, trials=1, seed=seed, learners="conventional",
+                         **settings)
     wanted = sorted({(name, "train", config.train_per_class)
                      for name in engine.trial_classes(config, 0)})
     cached = lab.cache.ensure(lab.digits, wanted, seed=config.dataset_seed)
     empty = torch.zeros(0, 9216, dtype=torch.float16).numpy()   # no test images are needed
     source = lambda name, split, n: cached[(name, split)] if split == "train" else empty  # noqa: E731
     config = make_config("serial-position", scale, trials=1, seed=seed, learners="conventional",
-                         test_per_class=1)
+                         **{**settings, "test_per_class": 1})
     trial = engine.prepare_trial(config, source, 0)
     (group,) = engine.build_groups(config, [trial])
     initial = [w.detach().clone() for w in group.model.weights]
@@ -52,7 +75,11 @@ def main() -> None:
     parser.add_argument("--cache-dir")
     parser.add_argument("--scales", default="quick,paper")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="SCALE:NAME=VALUE",
+                        help="change a preset's setting (lr, alpha, batch_size, epochs, width, "
+                             "feature_scale, center_features, train_per_class)")
     args = parser.parse_args()
+    settings = parse_settings(args.set)
     lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir)
     scales = args.scales.split(",")
     measured = {}
@@ -60,8 +87,9 @@ def main() -> None:
           "alpha x median abs(dw) | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for scale in scales:
-        median, per_layer, seconds = drift_after_first_item(lab, scale, args.seed)
-        config = make_config("serial-position", scale)
+        median, per_layer, seconds = drift_after_first_item(lab, scale, args.seed,
+                                                            settings.get(scale, {}))
+        config = make_config("serial-position", scale, **settings.get(scale, {}))
         measured[scale] = (config, median)
         layers = " / ".join(f"{m:.2e}" for m in per_layer)
         print(f"| {scale} | {config.width} | {config.lr:g} | {config.batch_size} | {config.alpha:g} | "
