@@ -22,6 +22,7 @@ import time
 import torch
 
 from metaplastic import engine
+from metaplastic.config import parse_setting
 from metaplastic.experiments import make_config
 from metaplastic.lab import Lab
 
@@ -34,13 +35,7 @@ def parse_settings(entries: list[str]) -> dict[str, dict]:
         name, _, value = assignment.partition("=")
         if not name or not value:
             raise SystemExit(f"--set wants SCALE:NAME=VALUE, got {entry!r}")
-        if name == "center_features":
-            parsed = value.lower() in ("1", "true", "yes", "on")
-        elif name in ("width", "epochs", "batch_size", "train_per_class"):
-            parsed = int(value)
-        else:
-            parsed = float(value)
-        settings.setdefault(scale, {})[name] = parsed
+        settings.setdefault(scale, {})[name] = parse_setting(name, value)
     return settings
 
 

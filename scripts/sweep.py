@@ -21,23 +21,17 @@ import argparse
 import itertools
 import time
 
-from metaplastic.config import DEFAULT_BACKBONE
+from metaplastic.config import DEFAULT_BACKBONE, parse_setting
 from metaplastic.engine import run_trials
 from metaplastic.experiments import EXPERIMENTS, make_config
 from metaplastic.lab import Lab
 from metaplastic.results import summarize
 
-INT_SETTINGS = {"width", "epochs", "batch_size", "train_per_class", "test_per_class", "items"}
-
-
 def parse_grid(entries: list[str]) -> dict[str, list]:
     grid = {}
     for entry in entries:
         name, values = entry.split("=", 1)
-        cast = int if name in INT_SETTINGS else float
-        if name == "center_features":
-            cast = lambda v: v.lower() in ("1", "true", "yes")  # noqa: E731
-        grid[name] = [cast(v) for v in values.split(",")]
+        grid[name] = [parse_setting(name, v) for v in values.split(",")]
     return grid
 
 

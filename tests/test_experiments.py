@@ -16,3 +16,14 @@ def test_frequency_needs_four_items():
     make_config("frequency", items=4)
     with pytest.raises(ValueError, match="at least 4 for 'frequency', got 3"):
         make_config("frequency", items=3)
+
+
+def test_settings_parse_from_text_by_their_field_type():
+    from metaplastic.config import parse_setting
+    assert parse_setting("width", "512") == 512 and isinstance(parse_setting("width", "512"), int)
+    assert parse_setting("lr", "3e-4") == 3e-4
+    assert parse_setting("center_features", "on") is True
+    assert parse_setting("center_features", "False") is False
+    for name, text in (("center_features", "maybe"), ("width", "5.5"), ("widht", "5"), ("profiles", "a")):
+        with pytest.raises(ValueError):
+            parse_setting(name, text)

@@ -127,6 +127,25 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+def parse_setting(name: str, text: str):
+    """One RunConfig setting from its text (a sweep's grid, a script's ``--set``), typed by its field:
+    ``parse_setting("width", "512") == 512``, ``parse_setting("center_features", "on") is True``."""
+    types = {field.name: field.type for field in dataclasses.fields(RunConfig)}
+    if name not in types:
+        raise ValueError(f"unknown setting {name!r}; known: {', '.join(types)}")
+    kind = types[name]
+    try:
+        if kind == "bool":
+            if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError
+            return text.lower() in ("1", "true", "yes", "on")
+        if kind in ("int", "float", "str"):
+            return {"int": int, "float": float, "str": str}[kind](text)
+    except ValueError:
+        raise ValueError(f"{name} must be a {kind}, got {text!r}") from None
+    raise ValueError(f"{name} ({kind}) cannot be given as text")
+
+
 def validate(config: RunConfig) -> None:
     """Every check that needs no registry: raise ValueError naming the value and what is valid."""
     if not 3 <= config.items <= N_CLASSES:
