@@ -54,3 +54,25 @@ def test_untrained_s1_backbone_extracts_9216_features_and_says_which_network():
     images = np.random.default_rng(0).integers(0, 256, size=(2, 56, 56), dtype=np.uint8)
     features = extract(s1, images)
     assert features.shape == (2, 9216) and np.isfinite(features).all()
+
+
+def test_the_faster_lrn_gives_torchs_numbers_bit_for_bit():
+    from metaplastic.alexnet import LRN, LocalResponseNorm
+    ours, torchs = LocalResponseNorm(**LRN), torch.nn.LocalResponseNorm(**LRN)
+    generator = torch.Generator().manual_seed(0)
+    for shape in [(3, 96, 9, 9), (2, 256, 5, 5), (2, 7, 3, 3), (2, 1, 4, 4), (2, 3, 2, 2), (2, 6, 5)]:
+        x = torch.relu(torch.randn(shape, generator=generator) * 300)    # the scale of conv1's output
+        with torch.no_grad():
+            assert torch.equal(ours(x), torchs(x)), shape
+    for size in (1, 2, 4):                                             # even and trivial windows
+        x = torch.rand(2, 6, 3, 3, generator=generator) * 50
+        with torch.no_grad():
+            assert torch.equal(LocalResponseNorm(size)(x), torch.nn.LocalResponseNorm(size)(x)), size
+
+
+def test_the_faster_lrn_still_passes_gradients():
+    from metaplastic.alexnet import LRN, LocalResponseNorm
+    x = torch.rand(2, 8, 3, 3, requires_grad=True)
+    LocalResponseNorm(**LRN)(x).sum().backward()
+    expected = torch.autograd.grad(torch.nn.LocalResponseNorm(**LRN)(x).sum(), x)[0]
+    assert torch.equal(x.grad, expected)
