@@ -22,7 +22,7 @@ import time
 import torch
 
 from metaplastic import engine
-from metaplastic.config import parse_setting
+from metaplastic.config import RunConfig, parse_setting
 from metaplastic.experiments import make_config
 from metaplastic.lab import Lab
 
@@ -40,18 +40,17 @@ def parse_settings(entries: list[str]) -> dict[str, dict]:
 
 
 def drift_after_first_item(lab: Lab, scale: str, seed: int,
-                           settings: dict) -> tuple[float, list[float], float]:
-    """Median |dw| over all weights, per layer, and the seconds it took (features included)."""
+                           settings: dict) -> tuple[RunConfig, float, list[float], float]:
+    """The preset's configuration, the median |dw| over all weights, per layer, and the seconds
+    it took (features included)."""
     start = time.perf_counter()
     config = make_config("serial-position", scale, trials=1, seed=seed, learners="conventional",
-                         **settings)
+                         **{**settings, "test_per_class": 1})     # no test images are needed
     wanted = sorted({(name, "train", config.train_per_class)
                      for name in engine.trial_classes(config, 0)})
     cached = lab.cache.ensure(lab.digits, wanted, seed=config.dataset_seed)
-    empty = torch.zeros(0, 9216, dtype=torch.float16).numpy()   # no test images are needed
+    empty = torch.zeros(0, 9216, dtype=torch.float16).numpy()
     source = lambda name, split, n: cached[(name, split)] if split == "train" else empty  # noqa: E731
-    config = make_config("serial-position", scale, trials=1, seed=seed, learners="conventional",
-                         **{**settings, "test_per_class": 1})
     trial = engine.prepare_trial(config, source, 0)
     (group,) = engine.build_groups(config, [trial])
     initial = [w.detach().clone() for w in group.model.weights]
@@ -60,7 +59,7 @@ def drift_after_first_item(lab: Lab, scale: str, seed: int,
     per_layer = [d.median().item() for d in drifts]
     everything = torch.cat(drifts)
     sample = everything[:: everything.numel() // 1_000_000 + 1]      # the median of a large sample
-    return sample.median().item(), per_layer, time.perf_counter() - start
+    return config, sample.median().item(), per_layer, time.perf_counter() - start
 
 
 def main() -> None:
@@ -82,9 +81,8 @@ def main() -> None:
           "alpha x median abs(dw) | seconds |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for scale in scales:
-        median, per_layer, seconds = drift_after_first_item(lab, scale, args.seed,
-                                                            settings.get(scale, {}))
-        config = make_config("serial-position", scale, **settings.get(scale, {}))
+        config, median, per_layer, seconds = drift_after_first_item(lab, scale, args.seed,
+                                                                    settings.get(scale, {}))
         measured[scale] = (config, median)
         layers = " / ".join(f"{m:.2e}" for m in per_layer)
         print(f"| {scale} | {config.width} | {config.lr:g} | {config.batch_size} | {config.alpha:g} | "

@@ -27,6 +27,7 @@ from metaplastic.experiments import EXPERIMENTS, make_config
 from metaplastic.lab import Lab
 from metaplastic.results import summarize
 
+
 def parse_grid(entries: list[str]) -> dict[str, list]:
     grid = {}
     for entry in entries:

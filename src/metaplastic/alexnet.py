@@ -18,8 +18,8 @@ Input 227 x 227 x 3, output 6 x 6 x 256 = 9,216 features, 2,334,080
 parameters. LRN is cross-channel over 5 channels with alpha 1e-4, beta 0.75,
 k 1, the reference network's constants; ``torch.nn.LocalResponseNorm``
 divides alpha by the size as the reference does. The network uses a subclass
-of it that gives the same numbers bit for bit about three times faster on the
-CPU (:class:`LocalResponseNorm`).
+of it that gives the same numbers bit for bit, faster on the CPU
+(:class:`LocalResponseNorm`; benchmarks/bench_backbone.py).
 
 The untrained network draws its weights from a CPU ``torch.Generator`` seeded
 by ``seed`` (He-normal weights, the right scale for ReLU layers; zero biases),
@@ -50,9 +50,10 @@ class LocalResponseNorm(nn.LocalResponseNorm):
     """torch's cross-channel LRN, bit for bit, without its 3-D padding and average pooling.
 
     torch pads the squared input along the channels and average-pools it in 3-D; on the CPU
-    that took 43% of the Table S1 network's forward pass. Here the window's squares are summed
-    directly, in the order torch sums them (channels c - size//2 upwards, then divided by the
-    size), so the features and every cache key stay what they were. With gradients wanted
+    that took about 40% of the Table S1 network's forward pass (benchmarks/bench_backbone.py).
+    Here the window's squares are summed directly, in the order torch sums them (channels
+    c - size//2 upwards, then divided by the size), so the features and every cache key stay
+    what they were. With gradients wanted
     (never in the frozen backbone) torch's own forward is used.
     """
 

@@ -127,6 +127,11 @@ class RunConfig:
         return dataclasses.asdict(self)
 
 
+#: How a yes/no setting may be written on a command line.
+_BOOLEAN_TEXT = {"1": True, "true": True, "yes": True, "on": True,
+                 "0": False, "false": False, "no": False, "off": False}
+
+
 def parse_setting(name: str, text: str):
     """One RunConfig setting from its text (a sweep's grid, a script's ``--set``), typed by its field:
     ``parse_setting("width", "512") == 512``, ``parse_setting("center_features", "on") is True``."""
@@ -134,16 +139,17 @@ def parse_setting(name: str, text: str):
     if name not in types:
         raise ValueError(f"unknown setting {name!r}; known: {', '.join(types)}")
     kind = types[name]
+    if kind == "bool":
+        if text.lower() not in _BOOLEAN_TEXT:
+            raise ValueError(f"{name} must be one of {', '.join(_BOOLEAN_TEXT)}, got {text!r}")
+        return _BOOLEAN_TEXT[text.lower()]
+    cast = {"int": int, "float": float, "str": str}.get(kind)
+    if cast is None:
+        raise ValueError(f"{name} ({kind}) cannot be given as text")
     try:
-        if kind == "bool":
-            if text.lower() not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise ValueError
-            return text.lower() in ("1", "true", "yes", "on")
-        if kind in ("int", "float", "str"):
-            return {"int": int, "float": float, "str": str}[kind](text)
+        return cast(text)
     except ValueError:
         raise ValueError(f"{name} must be a {kind}, got {text!r}") from None
-    raise ValueError(f"{name} ({kind}) cannot be given as text")
 
 
 def validate(config: RunConfig) -> None:
