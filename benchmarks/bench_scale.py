@@ -3,12 +3,12 @@
 For the quick and the paper preset it builds the lab's stacked head (B networks,
 ``[9216, W, W, N]``) and its MetaplasticSGD, and measures in this run:
 
-* the time of one training step (zero the gradients, forward, backward, step),
+* the time of one training step (gradients set to None, forward, backward, step),
   as the engine does it;
 * the FLOPs of that step (forward and backward products; the first layer needs
   no input gradient because the features are constants) and its bytes of memory
   traffic (weights read in the forward and the backward pass, weight gradients
-  written, gradients zeroed, the optimizer reading gradient, S and weight and
+  written, the optimizer reading gradient, S and weight and
   writing the weight, and the activations);
 * the device's FLOP/s (a plain large matrix product) and bytes/s (a plain large
   elementwise ``addcmul_``: three reads and one write);
@@ -20,6 +20,7 @@ It also prints the time per trial-network: steps per trial (presentations x
 epochs x mini-batches) times the step time, divided by B.
 
     python benchmarks/bench_scale.py [--device cpu] [--scales quick,paper] [--steps 5]
+                                     [--networks 3] [--precision float32|bfloat16]
 """
 
 from __future__ import annotations
@@ -58,8 +59,8 @@ def _timed(fn, device, repeats: int) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def device_flops(device, n: int, repeats: int) -> float:
-    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+def device_flops(device, n: int, repeats: int, dtype: torch.dtype = torch.float32) -> float:
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     return 2 * n**3 / _timed(lambda: torch.mm(a, b), device, repeats)
 
 
@@ -68,21 +69,30 @@ def device_bandwidth(device, n: int, repeats: int) -> float:
     return 4 * n * FLOAT / _timed(lambda: a.addcmul_(b, c, value=1e-9), device, repeats)
 
 
-def step_cost(widths: list[int], networks: int, batch: int) -> tuple[float, float]:
-    """(FLOPs, bytes) of one training step of ``networks`` stacked MLPs on ``batch`` examples."""
+def step_cost(widths: list[int], networks: int, batch: int,
+              precision: str = "float32") -> tuple[float, float]:
+    """(FLOPs, bytes) of one training step of ``networks`` stacked MLPs on ``batch`` examples.
+
+    The gradients are set to None before the backward pass (as the lab's trainer does), so
+    nothing zeroes them. With bfloat16 products the operands of the products are 2-byte words,
+    and each step also casts W to bfloat16 (read 4, write 2 bytes a weight) and dW back to
+    float32 (read 2, write 4); the optimizer works on float32 as before.
+    """
+    word = 2 if precision == "bfloat16" else FLOAT
     sizes = [i * o for i, o in zip(widths[:-1], widths[1:])]
     weights = networks * sum(sizes)
     flops = networks * 2 * batch * (2 * sum(sizes) + sum(sizes[1:]))  # forward, dW, dX (not layer 1)
-    weight_bytes = FLOAT * (weights                       # forward reads W
-                            + networks * sum(sizes[1:])   # backward dX reads W (layers 2..)
-                            + weights                     # dW written
-                            + weights                     # zero_grad writes dW
-                            + 4 * weights)                # step: read dW, S, W; write W
-    activations = networks * batch * sum(widths) * FLOAT * 4   # write + read, forward and backward
+    weight_bytes = (word * weights                        # forward reads W
+                    + word * networks * sum(sizes[1:])    # backward dX reads W (layers 2..)
+                    + word * weights                      # dW written
+                    + FLOAT * 4 * weights)                # step: read dW, S, W; write W
+    if precision == "bfloat16":
+        weight_bytes += (FLOAT + 2) * weights * 2         # W to bfloat16, dW to float32
+    activations = networks * batch * sum(widths) * word * 4   # write + read, forward and backward
     return flops, weight_bytes + activations
 
 
-def measure_step(scale, device, steps: int, networks: int) -> float:
+def measure_step(scale, device, steps: int, networks: int, precision: str = "float32") -> float:
     widths = [FEATURE_DIM, scale.width, scale.width, 10]
     generators = [torch.Generator().manual_seed(k) for k in range(networks)]
     model = StackedMLP(widths, generators, list(range(networks))).to(device)
@@ -93,10 +103,11 @@ def measure_step(scale, device, steps: int, networks: int) -> float:
     y = torch.randint(0, 10, (networks, scale.batch_size), device=device)
     optimizer.consolidate()
 
-    def step():
-        optimizer.zero_grad(set_to_none=False)
-        logits = model(x)
-        F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+    def step():   # as the lab's MetaplasticTrainer steps (metaplastic.engine.forward_precision)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"):
+            loss = F.cross_entropy(model(x).flatten(0, 1).float(), y.flatten())
+        loss.backward()
         optimizer.step()
 
     return _timed(step, device, steps)
@@ -114,20 +125,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--networks", type=int, default=3, help="networks stacked (default 3: "
                         "conventional, stable, hybrid of one trial)")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per preset (median)")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="the products' precision, as the lab's --precision (bfloat16: float32 "
+                             "weights; the device's FLOP/s then measured in bfloat16 too)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cpu":
         keep_freed_memory()   # as the lab does on the CPU (metaplastic._memory)
     big = 4096 if device.type == "cpu" else 8192
-    flops_s = device_flops(device, big, 5)
+    product = torch.bfloat16 if args.precision == "bfloat16" else torch.float32
+    flops_s = device_flops(device, big, 5, product)
     bytes_s = device_bandwidth(device, 2**25, 9)
-    print(f"device {device} ({torch.get_num_threads()} threads): matmul {flops_s / 1e9:.1f} GFLOP/s, "
-          f"addcmul_ {bytes_s / 1e9:.1f} GB/s")
+    print(f"device {device} ({torch.get_num_threads()} threads): matmul {flops_s / 1e9:.1f} GFLOP/s "
+          f"({args.precision}), addcmul_ {bytes_s / 1e9:.1f} GB/s")
     for name in args.scales.split(","):
         scale = SCALES[name]
         widths = [FEATURE_DIM, scale.width, scale.width, 10]
-        flops, traffic = step_cost(widths, args.networks, scale.batch_size)
-        measured = measure_step(scale, device, args.steps, args.networks)
+        flops, traffic = step_cost(widths, args.networks, scale.batch_size, args.precision)
+        measured = measure_step(scale, device, args.steps, args.networks, args.precision)
         compute, memory = flops / flops_s, traffic / bytes_s
         roofline = max(compute, memory)
         per_trial_network = measured * steps_per_trial(scale) / args.networks

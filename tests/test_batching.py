@@ -139,6 +139,30 @@ def test_float64_runs_train_float64_networks_and_agree_with_float32():
     assert (double.performance - single.performance).abs().mean() < 0.02
 
 
+def test_bfloat16_runs_the_products_in_bfloat16_on_float32_weights(monkeypatch):
+    from metaplastic import learners
+    from tests.test_engine import tiny_config
+
+    seen = []
+    losses = learners.stacked_losses
+
+    def spy(model, x, y):
+        seen.append((model(x).dtype, model.weights[0].dtype))
+        return losses(model, x, y)
+
+    monkeypatch.setattr(learners, "stacked_losses", spy)
+    config = tiny_config(precision="bfloat16")
+    half = engine.run_trials(config, synthetic_features, [0, 1])
+    assert seen and set(seen) == {(torch.bfloat16, torch.float32)}
+    with engine.forward_precision(config):       # autocast only inside one forward pass
+        assert torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
+    # Still learning (a stale bfloat16 copy of the weights would not): the item just shown is
+    # known well above chance (0.25), by every profile.
+    shown = half[half.presentation == half.item]
+    assert (shown.groupby("profile")["performance"].mean() > 0.5).all()
+
+
 def test_precision_is_checked_and_enters_the_identity_only_when_not_the_default():
     from tests.test_engine import tiny_config
 
@@ -149,3 +173,4 @@ def test_precision_is_checked_and_enters_the_identity_only_when_not_the_default(
     with pytest.raises(ValueError, match="--precision must be one of"):
         tiny_config(precision="half")
     assert tiny_config(precision="tf32", device="cuda").precision == "tf32"
+    assert tiny_config(precision="bfloat16").identity()["precision"] == "bfloat16"   # CPU or GPU

@@ -111,7 +111,9 @@ def _add_run_options(command) -> None:
     command.add_argument("--precision", choices=PRECISIONS, default="float32",
                          help="arithmetic of the networks: float32; float64 (the reference float32 is "
                               "checked against; slower); tf32 (float32 weights, TF32 matrix products: "
-                              "CUDA only) (default: float32)")
+                              "CUDA only); bfloat16 (float32 weights, bfloat16 matrix products: "
+                              "faster on a GPU and on CPUs with bfloat16 instructions, see "
+                              "docs/benchmarks.md) (default: float32)")
     command.add_argument("--trial-batch", type=int,
                          help="trials trained at once, stacked in one model; each batch is saved when "
                               "it ends and a trial's records do not depend on its batch (default: as "

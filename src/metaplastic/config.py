@@ -23,9 +23,11 @@ FREQUENCY_SCHEDULE_SOURCES = ("published", "generated")
 
 #: The arithmetic of training and testing (docs/benchmarks.md, "Precision"). Master weights,
 #: optimizer state and updates are always in the run's dtype; "tf32" keeps them in float32 and lets
-#: a CUDA device compute the matrix products with TF32 inputs (10-bit mantissa). "float64" is the
+#: a CUDA device compute the matrix products with TF32 inputs (10-bit mantissa). "bfloat16" also
+#: keeps float32 master weights and state, and runs the networks' forward products (and so their
+#: backward products) in bfloat16 under ``torch.autocast``, on a CPU or a GPU. "float64" is the
 #: reference against which float32 is checked.
-PRECISIONS = ("float32", "float64", "tf32")
+PRECISIONS = ("float32", "float64", "tf32", "bfloat16")
 
 #: The version of what a trial computes. It is part of every run's identity (its folder name), so
 #: a resume never mixes trials of two versions of the code. Bump it in the same commit as any

@@ -19,7 +19,7 @@ import dataclasses
 import time
 import zlib
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +176,19 @@ def matmul_precision(config: RunConfig):
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
+def forward_precision(config: RunConfig):
+    """The context of one forward pass: bfloat16 matrix products for ``precision="bfloat16"``.
+
+    Under ``torch.autocast`` the products (and, through autograd, their backward products) take
+    bfloat16 inputs while weights, gradients and optimizer state stay float32. It is entered
+    around each forward pass, never around an optimizer step: autocast keeps its bfloat16 copy of
+    a weight until the context ends, and a copy kept across a step would be stale.
+    """
+    if config.precision != "bfloat16":
+        return nullcontext()
+    return torch.autocast(torch.device(config.device).type, dtype=torch.bfloat16)
+
+
 def profile_learners(config: RunConfig) -> list[str]:
     """The learners of a run that are flexibility profiles, in the run's order."""
     return [name for name in config.profiles if is_profile(config.experiment, name)]
@@ -310,7 +323,8 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
                 with _timer(g, "step_seconds"):
                     xb, yb = g.trainer.compose(xt[g.owner], yt[g.owner])
                     # Sum over networks of each network's mean loss: each slice gets its own gradient.
-                    losses = learners.stacked_losses(g.model, xb, yb)
+                    with forward_precision(config):
+                        losses = learners.stacked_losses(g.model, xb, yb)
                     failed[index] = _first_nonfinite(failed[index], losses)
                     g.trainer.step(losses)
         for g, losses in zip(groups, failed):
@@ -411,7 +425,8 @@ def _stack_tests(trials: list[Trial]) -> torch.Tensor:
 
 def _test(config, group: Group, trials, tests: torch.Tensor, inputs: Inputs,
           presentation: int) -> pd.DataFrame:
-    predictions = predict(group.model, tests, group.owner, inputs=inputs)
+    with forward_precision(config):
+        predictions = predict(group.model, tests, group.owner, inputs=inputs)
     n_profiles, n = len(group.learners), config.items
     frames = []
     for b, prediction in enumerate(predictions):
