@@ -104,3 +104,24 @@ def test_frequency_schedule_source_is_resolved_and_recorded(tmp_path, shared_dat
         frequency_schedules(bad, config)
     asked = make_config("frequency", "quick", frequency_schedules="generated")
     assert frequency_schedules(shared_data / "frequency_profiles.csv", asked)[0] is None
+
+
+def test_summary_is_strict_json_when_a_comparison_has_no_spread(tmp_path):
+    # Every hybrid trial keeps all 4 items, every conventional trial 1: both samples constant,
+    # t is infinite. summary.json must still be JSON that strict readers accept.
+    rows = []
+    for trial in (0, 1, 2):
+        for profile, kept in (("hybrid", 4), ("conventional", 1)):
+            for item in range(1, 5):
+                rows.append(dict(profile=profile, trial=trial, seed=0, presentation=4, item=item,
+                                 n_items=4, performance=0.9 if item <= kept else 0.2,
+                                 memorized=item <= kept))
+    store = RunStore(tmp_path / "runs", tiny_config(), {})
+    store.write_summary(pd.DataFrame(rows), seconds=1.0)
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    summary = json.loads((store.path / "summary.json").read_text(), parse_constant=refuse)
+    comparison = summary["comparisons"]["memorized hybrid vs conventional"]
+    assert comparison["t"] is None and comparison["p"] == 0.0 and "no spread" in comparison["note"]

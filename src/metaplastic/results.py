@@ -197,7 +197,8 @@ class RunStore:
 
     def write_summary(self, table: pd.DataFrame, seconds: float | None = None) -> dict:
         summary = summarize(table) | {"seconds": self.seconds() if seconds is None else seconds}
-        _atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2))
+        _atomic_write_text(self.path / "summary.json",
+                           json.dumps(_finite(summary), indent=2, allow_nan=False))
         return summary
 
     # ------------------------------------------------------------ claims
@@ -378,8 +379,23 @@ def _comparisons(memorized: dict[str, np.ndarray]) -> dict:
             if np.ptp(np.concatenate([memorized[a], memorized[b]])) == 0:
                 continue  # identical constant samples: no test to run
             t, p = stats.compare(memorized[a], memorized[b])
-            out[f"memorized {a} vs {b}"] = {"t": t, "p": p, "test": "two-sample t-test"}
+            entry = {"t": t, "p": p, "test": "two-sample t-test"}
+            if not np.isfinite(t):   # no spread in either sample: no t, the means decide
+                entry |= {"t": None, "note": "no spread in either sample: p from the means alone"}
+            out[f"memorized {a} vs {b}"] = entry
     return out
+
+
+def _finite(value):
+    """``value`` with every non-finite float replaced by None: summary.json stays strict JSON
+    (``NaN`` and ``Infinity`` are not JSON, and other readers than Python's refuse them)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
