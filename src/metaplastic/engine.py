@@ -228,7 +228,7 @@ class Group:
     learners: list[str]          # the learners of a trial's networks, in network order
     model: StackedMLP
     trainer: learners.Trainer
-    owner: torch.Tensor          # position of each network's trial
+    per_trial: int               # networks of each trial, consecutive: trial t's are t*per_trial...
     step_seconds: float = 0.0    # mini-batch work (composition, forward, backward, update)
     boundary_seconds: float = 0.0  # item-boundary work (consolidate, Fisher, reservoir)
 
@@ -242,7 +242,7 @@ def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
     if profiles:
         model, optimizer = build_networks(config, trials, profiles)
         groups.append(Group(profiles, model, learners.MetaplasticTrainer(optimizer),
-                            _owner(config, trials, len(profiles))))
+                            len(profiles)))
     widths = [FEATURE_DIM, config.width, config.width, config.items]
     for name in config.profiles:
         if name in profiles:
@@ -253,12 +253,19 @@ def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
                       for t in trials]
         trainer = learners.make_trainer(name, model, lr=config.lr, batch_size=config.batch_size,
                                         generators=generators)
-        groups.append(Group([name], model, trainer, _owner(config, trials, 1)))
+        groups.append(Group([name], model, trainer, 1))
     return groups
 
 
-def _owner(config: RunConfig, trials: list[Trial], per_trial: int) -> torch.Tensor:
-    return torch.arange(len(trials), device=config.device).repeat_interleave(per_trial)
+def per_network(x: torch.Tensor, per_trial: int) -> torch.Tensor:
+    """Each network's copy of its trial's rows: ``x [T, ...]`` -> ``[T * per_trial, ...]``.
+
+    A trial's networks are consecutive, so this is an expand and one copy; a gather by network
+    index copies the same numbers several times slower on the CPU.
+    """
+    if per_trial == 1:
+        return x
+    return x.unsqueeze(1).expand(-1, per_trial, *x.shape[1:]).flatten(0, 1)
 
 
 def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[int],
@@ -286,7 +293,7 @@ def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[i
                 on_presentation(k + 1, n_presentations)
     if timings is not None:
         for g in groups:
-            networks = len(g.owner) * n_presentations
+            networks = g.model.n_networks * n_presentations
             for name in g.learners:
                 timings[name] = (g.step_seconds + g.boundary_seconds) / networks
     table = pd.concat(records, ignore_index=True)[RECORD_COLUMNS]
@@ -321,7 +328,8 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
             yt = torch.gather(y, 1, batch)                                   # [T, b]
             for index, g in enumerate(groups):   # every learner on the same mini-batches, in lockstep
                 with _timer(g, "step_seconds"):
-                    xb, yb = g.trainer.compose(xt[g.owner], yt[g.owner])
+                    xb, yb = g.trainer.compose(per_network(xt, g.per_trial),
+                                               per_network(yt, g.per_trial))
                     # Sum over networks of each network's mean loss: each slice gets its own gradient.
                     with forward_precision(config):
                         losses = learners.stacked_losses(g.model, xb, yb)
@@ -334,7 +342,8 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
     for g in groups:
         with _timer(g, "boundary_seconds"):
             if g.trainer.uses_item_data:
-                g.trainer.end_item(g.model, item_data[g.owner], y[g.owner])
+                g.trainer.end_item(g.model, per_network(item_data, g.per_trial),
+                                   per_network(y, g.per_trial))
             else:
                 g.trainer.end_item(g.model, None, None)
 
@@ -400,7 +409,7 @@ def measure_costs(config: RunConfig, names: list[str] | None = None) -> dict[str
 
 
 @torch.no_grad()
-def predict(model: StackedMLP, x: torch.Tensor, owner: torch.Tensor, chunk: int = 2048,
+def predict(model: StackedMLP, x: torch.Tensor, per_trial: int, chunk: int = 2048,
             inputs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> np.ndarray:
     """Arg-max readout of every network on its own trial's rows: ``[B, rows]``.
 
@@ -410,7 +419,7 @@ def predict(model: StackedMLP, x: torch.Tensor, owner: torch.Tensor, chunk: int 
     out = []
     for start in range(0, x.shape[1], chunk):
         part = x[:, start:start + chunk]
-        out.append(model((part if inputs is None else inputs(part))[owner]).argmax(-1))
+        out.append(model(per_network(part if inputs is None else inputs(part), per_trial)).argmax(-1))
     return torch.cat(out, dim=1).cpu().numpy()
 
 
@@ -426,7 +435,7 @@ def _stack_tests(trials: list[Trial]) -> torch.Tensor:
 def _test(config, group: Group, trials, tests: torch.Tensor, inputs: Inputs,
           presentation: int) -> pd.DataFrame:
     with forward_precision(config):
-        predictions = predict(group.model, tests, group.owner, inputs=inputs)
+        predictions = predict(group.model, tests, group.per_trial, inputs=inputs)
     n_profiles, n = len(group.learners), config.items
     frames = []
     for b, prediction in enumerate(predictions):
