@@ -55,13 +55,21 @@ class StackedMLP(torch.nn.Module):
         return self.weights[0].shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``[B, batch, in]`` -> logits ``[B, batch, out]``."""
+        """``x``: ``[B, batch, in]`` -> logits ``[B, batch, out]``.
+
+        Under ``torch.autocast`` the hidden layers take its low precision, but the readout layer
+        stays in float32: logits are compared by argmax, and bfloat16's 8-bit mantissa makes
+        near-equal logits tie, which argmax would always resolve toward the lowest item index.
+        """
+        last = len(self.weights) - 1
         for layer, (weight, bias) in enumerate(zip(self.weights, self.biases)):
-            x = torch.baddbmm(bias.unsqueeze(1), x, weight)
-            if layer < len(self.weights) - 1:
-                x = F.relu(x)
+            if layer < last:
+                x = F.relu(torch.baddbmm(bias.unsqueeze(1), x, weight))
                 if self.dropout > 0:
                     x = F.dropout(x, self.dropout, self.training)
+            else:
+                with torch.autocast(x.device.type, enabled=False):
+                    x = torch.baddbmm(bias.unsqueeze(1), x.to(weight.dtype), weight)
         return x
 
     def layer_values(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
