@@ -48,7 +48,8 @@ def layer_times(features: nn.Sequential, x: torch.Tensor, repeats: int) -> list[
     rows = []
     with torch.no_grad():
         for layer in features:
-            seconds = best_time(lambda: layer(x.clone()), repeats)   # clone: ReLU works in place
+            # clone: ReLU works in place
+            seconds = best_time(lambda layer=layer, x=x: layer(x.clone()), repeats)
             x = layer(x)
             rows.append((type(layer).__name__, seconds))
     return rows
