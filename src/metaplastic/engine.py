@@ -228,9 +228,13 @@ class Group:
     learners: list[str]          # the learners of a trial's networks, in network order
     model: StackedMLP
     trainer: learners.Trainer
-    per_trial: int               # networks of each trial, consecutive: trial t's are t*per_trial...
     step_seconds: float = 0.0    # mini-batch work (composition, forward, backward, update)
     boundary_seconds: float = 0.0  # item-boundary work (consolidate, Fisher, reservoir)
+
+    @property
+    def per_trial(self) -> int:
+        """Networks per trial, one per learner; trial t's are networks t*per_trial onwards."""
+        return len(self.learners)
 
 
 def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
@@ -241,8 +245,7 @@ def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
     profiles = profile_learners(config)
     if profiles:
         model, optimizer = build_networks(config, trials, profiles)
-        groups.append(Group(profiles, model, learners.MetaplasticTrainer(optimizer),
-                            len(profiles)))
+        groups.append(Group(profiles, model, learners.MetaplasticTrainer(optimizer)))
     widths = [FEATURE_DIM, config.width, config.width, config.items]
     for name in config.profiles:
         if name in profiles:
@@ -253,7 +256,7 @@ def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
                       for t in trials]
         trainer = learners.make_trainer(name, model, lr=config.lr, batch_size=config.batch_size,
                                         generators=generators)
-        groups.append(Group([name], model, trainer, 1))
+        groups.append(Group([name], model, trainer))
     return groups
 
 
@@ -367,7 +370,7 @@ def _first_nonfinite(seen: torch.Tensor | None, losses: torch.Tensor) -> torch.T
 
 def _diverged(config, group, trials, losses, k, epoch):
     bad = int(torch.nonzero(~torch.isfinite(losses))[0])
-    per_trial = len(group.learners)
+    per_trial = group.per_trial
     trial, profile = trials[bad // per_trial].index, group.learners[bad % per_trial]
     raise TrainingDiverged(
         f"loss became {losses[bad].item()} for profile {profile!r}, trial {trial}, presentation "
@@ -436,7 +439,7 @@ def _test(config, group: Group, trials, tests: torch.Tensor, inputs: Inputs,
           presentation: int) -> pd.DataFrame:
     with forward_precision(config):
         predictions = predict(group.model, tests, group.per_trial, inputs=inputs)
-    n_profiles, n = len(group.learners), config.items
+    n_profiles, n = group.per_trial, config.items
     frames = []
     for b, prediction in enumerate(predictions):
         trial = trials[b // n_profiles]

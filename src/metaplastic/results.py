@@ -196,9 +196,9 @@ class RunStore:
         return self.refresh_view()
 
     def write_summary(self, table: pd.DataFrame, seconds: float | None = None) -> dict:
-        summary = summarize(table) | {"seconds": self.seconds() if seconds is None else seconds}
-        _atomic_write_text(self.path / "summary.json",
-                           json.dumps(_finite(summary), indent=2, allow_nan=False))
+        summary = _finite(summarize(table)
+                          | {"seconds": self.seconds() if seconds is None else seconds})
+        _atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
         return summary
 
     # ------------------------------------------------------------ claims
@@ -380,8 +380,8 @@ def _comparisons(memorized: dict[str, np.ndarray]) -> dict:
                 continue  # identical constant samples: no test to run
             t, p = stats.compare(memorized[a], memorized[b])
             entry = {"t": t, "p": p, "test": "two-sample t-test"}
-            if not np.isfinite(t):   # no spread in either sample: no t, the means decide
-                entry |= {"t": None, "note": "no spread in either sample: p from the means alone"}
+            if not np.isfinite(t):   # no spread in either sample (t is written as null)
+                entry["note"] = "no spread in either sample: p from the means alone"
             out[f"memorized {a} vs {b}"] = entry
     return out
 
