@@ -76,3 +76,30 @@ def test_the_faster_lrn_still_passes_gradients():
     LocalResponseNorm(**LRN)(x).sum().backward()
     expected = torch.autograd.grad(torch.nn.LocalResponseNorm(**LRN)(x).sum(), x)[0]
     assert torch.equal(x.grad, expected)
+
+
+def test_the_two_pass_max_pool_gives_torchs_numbers_bit_for_bit():
+    from metaplastic.alexnet import MaxPool2d
+    ours = MaxPool2d(kernel_size=3, stride=2)
+    generator = torch.Generator().manual_seed(0)
+    # The Table S1 pools' sizes, odd and even sides, the smallest window, an unbatched input.
+    for shape in [(2, 96, 55, 55), (2, 256, 13, 13), (1, 3, 8, 9), (2, 2, 3, 4), (4, 7, 7)]:
+        x = torch.randn(shape, generator=generator)
+        x.view(-1)[5] = float("nan")                                   # NaN propagates in both
+        with torch.no_grad():
+            expected = torch.nn.functional.max_pool2d(x, 3, 2)
+            got = ours(x)
+        assert got.shape == expected.shape, shape
+        assert torch.equal(got.nan_to_num(7.0), expected.nan_to_num(7.0)), shape
+        assert torch.equal(got.isnan(), expected.isnan()), shape
+
+
+def test_the_two_pass_max_pool_leaves_other_pools_and_gradients_to_torch():
+    from metaplastic.alexnet import MaxPool2d
+    x = torch.rand(1, 2, 9, 9, requires_grad=True)
+    MaxPool2d(3, 2)(x).sum().backward()
+    assert torch.equal(x.grad, torch.autograd.grad(torch.nn.functional.max_pool2d(x, 3, 2).sum(), x)[0])
+    y = torch.rand(1, 2, 9, 9)
+    for kwargs in [dict(kernel_size=2, stride=2), dict(kernel_size=3, stride=2, padding=1),
+                   dict(kernel_size=3, stride=2, ceil_mode=True)]:
+        assert torch.equal(MaxPool2d(**kwargs)(y), torch.nn.MaxPool2d(**kwargs)(y)), kwargs
