@@ -84,12 +84,13 @@ def normalise(x: torch.Tensor, mean: torch.Tensor | None, scale: torch.Tensor,
     """``(x - mean) * scale`` in float32, then cast to ``dtype``; ``mean`` and ``scale`` broadcast.
 
     Done in float32 whatever ``dtype`` is, exactly as :func:`normalisation` measured them, so a
-    float64 run sees the float32 run's inputs (only its training arithmetic differs).
+    float64 run sees the float32 run's inputs (only its training arithmetic differs). In place on
+    one new float32 tensor (``x`` itself is never changed): one allocation per call, not three.
     """
-    x = x.to(torch.float32)
+    out = x.to(torch.float32, copy=True)
     if mean is not None:
-        x = x - mean
-    return (x * scale.to(x.device)).to(dtype)
+        out.sub_(mean)
+    return out.mul_(scale.to(out.device)).to(dtype)
 
 
 FeatureSource = Callable[[str, str, int], np.ndarray]   # (class, split, n) -> [n, 9216]
@@ -318,6 +319,8 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
     y = torch.stack([torch.as_tensor(s.labels) for s in task_sets]).to(x.device)  # [T, M]
     inputs = Inputs(trials, run_dtype(config))
     size = x.shape[1]
+    rows = x.flatten(0, 1)                                                  # [T * M, 9216]
+    first_row = torch.arange(len(trials), device=x.device).unsqueeze(1) * size  # [T, 1]
     for g in groups:
         g.model.train()
     for epoch in range(config.epochs if epochs is None else epochs):
@@ -327,7 +330,9 @@ def _train_presentation(config, groups: list[Group], trials, k, epochs: int | No
         order = torch.stack([torch.as_tensor(t.rng.permutation(size)) for t in trials]).to(x.device)
         for start in range(0, size, config.batch_size):
             batch = order[:, start:start + config.batch_size]                 # [T, b]
-            xt = inputs(torch.gather(x, 1, batch.unsqueeze(-1).expand(-1, -1, x.shape[2])))
+            # Whole rows by index_select: a gather by element index copies the same rows slower.
+            picked = rows.index_select(0, (batch + first_row).flatten())
+            xt = inputs(picked.view(*batch.shape, x.shape[2]))              # [T, b, 9216]
             yt = torch.gather(y, 1, batch)                                   # [T, b]
             for index, g in enumerate(groups):   # every learner on the same mini-batches, in lockstep
                 with _timer(g, "step_seconds"):
