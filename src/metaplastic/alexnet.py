@@ -80,11 +80,14 @@ class MaxPool2d(nn.MaxPool2d):
     configuration, a GPU, or gradients wanted use torch's own forward.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.two_pass = (self.kernel_size in (3, (3, 3)) and self.stride in (2, (2, 2))
+                         and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
+                         and not self.ceil_mode and not self.return_indices)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        plain = (self.kernel_size in (3, (3, 3)) and self.stride in (2, (2, 2))
-                 and self.padding in (0, (0, 0)) and self.dilation in (1, (1, 1))
-                 and not self.ceil_mode and not self.return_indices)
-        if (not plain or x.dim() < 3 or x.device.type != "cpu" or x.shape[-1] < 3
+        if (not self.two_pass or x.dim() < 3 or x.device.type != "cpu" or x.shape[-1] < 3
                 or x.shape[-2] < 3 or (torch.is_grad_enabled() and x.requires_grad)):
             return super().forward(x)
         return _max3_stride2(_max3_stride2(x, -1), -2)

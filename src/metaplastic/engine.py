@@ -444,15 +444,15 @@ def _test(config, group: Group, trials, tests: torch.Tensor, inputs: Inputs,
           presentation: int) -> pd.DataFrame:
     with forward_precision(config):
         predictions = predict(group.model, tests, group.per_trial, inputs=inputs)
-    n_profiles, n = group.per_trial, config.items
+    per_trial, n = group.per_trial, config.items
     frames = []
     for b, prediction in enumerate(predictions):
-        trial = trials[b // n_profiles]
+        trial = trials[b // per_trial]
         performance = stats.item_performance(prediction, trial.test_labels, n)
         p_values = stats.memorized_pvalues(prediction, trial.test_labels, n)
         shown = trial.presentations[presentation - 1] if presentation else None
         frames.append(pd.DataFrame({
-            "experiment": config.experiment, "profile": group.learners[b % n_profiles],
+            "experiment": config.experiment, "profile": group.learners[b % per_trial],
             "trial": trial.index, "seed": config.seed, "presentation": presentation,
             "item": np.arange(1, n + 1), "item_class": trial.classes,
             "performance": performance, "p_value": p_values,
