@@ -123,6 +123,28 @@ def test_keep_freed_memory_applies_on_glibc():
     assert keep_freed_memory(False) is True     # and back to glibc's defaults
 
 
+def test_a_kept_heap_is_trimmed_only_while_kept_and_above_the_bound():
+    from metaplastic._memory import keep_freed_memory, release_freed_memory
+
+    keep_freed_memory(False)
+    assert release_freed_memory(above=0) is False      # glibc's defaults trim by themselves
+    assert keep_freed_memory() is True
+    try:
+        assert release_freed_memory(above=0) is True
+        assert release_freed_memory(above=2**62) is False
+    finally:
+        keep_freed_memory(False)
+
+
+def test_the_engine_offers_the_heap_back_after_every_presentation(monkeypatch):
+    """A kept heap fragments across presentations (metaplastic._memory): the engine asks for a
+    trim after each one, not once per run."""
+    calls = []
+    monkeypatch.setattr(engine, "release_freed_memory", lambda: calls.append(1))
+    engine.run_trials(tiny_config(), synthetic_features, [0])
+    assert len(calls) == tiny_config().items
+
+
 def test_the_heap_is_kept_only_for_runs_of_profiles(tmp_path, monkeypatch):
     """Baselines allocate many sizes that live across items: a kept heap fragmented without
     bound (metaplastic._memory), so only runs of profiles keep it."""

@@ -18,6 +18,14 @@ run with every baseline reached 18.7 GB of resident memory after 30 minutes, gro
 by 2.5 GB a minute, where the default allocator held it at 2.2 GB (docs/benchmarks.md).
 So the lab turns it on per run, for runs of profiles only (:func:`keep_freed_memory`
 with ``False`` turns it back off; memory already taken stays with the process).
+
+Even a profiles-only run fragments the kept heap slowly: records and other small tensors that
+live across presentations land between the large freed blocks, and in one process running the
+quick reproduction the repetition experiment grew by 2-3.5 GB a minute. So the engine calls
+:func:`release_freed_memory` after every presentation: once more than :data:`RELEASE_ABOVE` bytes
+of the heap are free, glibc's ``malloc_trim`` hands the free pages back to the system (the heap's
+addresses stay reserved) and the next steps fault them in again. Trimming after every
+presentation regardless cost about 10% of the training time (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -32,6 +40,11 @@ M_MMAP_MAX = -4
 DEFAULT_MMAP_MAX = 65536
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _state: bool | None = None   # None: never set by this module
+_libc = None
+#: Free heap above which :func:`release_freed_memory` trims: more than a stacked step's buffers
+#: (about 0.5 GB for 6 networks of the quick preset), less than the memory a fragmenting run
+#: gains in a minute.
+RELEASE_ABOVE = 2 * 1024**3
 
 
 def keep_freed_memory(enabled: bool = True) -> bool:
@@ -43,7 +56,7 @@ def keep_freed_memory(enabled: bool = True) -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _glibc()
         mmap_max, trim = (0, 2**30) if enabled else (DEFAULT_MMAP_MAX, DEFAULT_TRIM_THRESHOLD)
         applied = bool(libc.mallopt(M_MMAP_MAX, mmap_max)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim))
     except (OSError, AttributeError):  # not glibc (musl, ...): nothing to tune
@@ -51,3 +64,43 @@ def keep_freed_memory(enabled: bool = True) -> bool:
     if applied:
         _state = enabled
     return applied
+
+
+def release_freed_memory(above: int | None = None) -> bool:
+    """While freed memory is kept (:func:`keep_freed_memory`) and more than ``above`` bytes of the
+    heap are free (default :data:`RELEASE_ABOVE`), give the free pages back to the system
+    (``malloc_trim``); True if that was done. A no-op otherwise (glibc's defaults trim by
+    themselves). Where glibc cannot say how much is free (before 2.33), it always trims."""
+    if not _state:
+        return False
+    try:
+        libc = _glibc()
+        free = _free_heap_bytes(libc)
+        if free is not None and free <= (RELEASE_ABOVE if above is None else above):
+            return False
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                 "uordblks", "fordblks", "keepcost")]
+
+
+def _free_heap_bytes(libc) -> int | None:
+    """Bytes in free heap blocks, over every arena (glibc's ``mallinfo2().fordblks``)."""
+    mallinfo2 = getattr(libc, "mallinfo2", None)
+    if mallinfo2 is None:
+        return None
+    mallinfo2.restype = _MallInfo2
+    return mallinfo2().fordblks
+
+
+def _glibc():
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    return _libc

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 
 from metaplastic import learners, protocol, stats
+from metaplastic._memory import release_freed_memory
 from metaplastic.classifier import StackedMLP
 from metaplastic.config import RunConfig
 from metaplastic.data.two_digit import CLASSES
@@ -293,6 +294,7 @@ def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[i
         for k in range(n_presentations):
             _train_presentation(config, groups, trials, k)
             records.extend(_test(config, g, trials, tests, inputs, k + 1) for g in groups)
+            release_freed_memory()   # a kept heap fragments across presentations (_memory)
             if on_presentation is not None:
                 on_presentation(k + 1, n_presentations)
     if timings is not None:
