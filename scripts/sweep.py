@@ -24,7 +24,7 @@ import time
 from metaplastic._memory import keep_freed_memory
 from metaplastic.config import DEFAULT_BACKBONE, parse_setting
 from metaplastic.engine import run_trials
-from metaplastic.experiments import EXPERIMENTS, is_profile, make_config
+from metaplastic.experiments import EXPERIMENTS, make_config
 from metaplastic.lab import Lab
 from metaplastic.results import summarize
 
@@ -62,7 +62,7 @@ def main() -> None:
         trials = list(range(args.trials))
         cached = lab.features(config, trials, progress=False)
         # As the lab does, so that a line's seconds compare with a run's (metaplastic._memory).
-        keep_freed_memory(all(is_profile(config.experiment, name) for name in config.profiles))
+        keep_freed_memory()
         start = time.perf_counter()
         table = run_trials(config, lambda c, s, n, cached=cached: cached[(c, s)], trials)
         summary = summarize(table)

@@ -145,18 +145,18 @@ def test_the_engine_offers_the_heap_back_after_every_presentation(monkeypatch):
     assert len(calls) == tiny_config().items
 
 
-def test_the_heap_is_kept_only_for_runs_of_profiles(tmp_path, monkeypatch):
+def test_the_heap_is_kept_for_every_cpu_run_baselines_included(tmp_path, monkeypatch):
     """Baselines allocate many sizes that live across items: a kept heap fragmented without
-    bound (metaplastic._memory), so only runs of profiles keep it."""
+    bound until the engine trimmed it (metaplastic._memory); with the trim every CPU run keeps it."""
     from metaplastic import lab
     from tests.test_results import FakeLab
 
-    asked = []
-    monkeypatch.setattr(lab, "keep_freed_memory", asked.append)
-    lab.run_experiment(tiny_config(trials=1), FakeLab(), tmp_path / "a", progress=False)
-    lab.run_experiment(tiny_config(trials=1, learners="hybrid,ewc"), FakeLab(), tmp_path / "b",
-                       progress=False)
-    assert asked == [True, False]
+    for name, learners in [("a", None), ("b", "hybrid,ewc")]:
+        asked = []
+        monkeypatch.setattr(lab, "keep_freed_memory", lambda enabled=True: asked.append(enabled))
+        lab.run_experiment(tiny_config(trials=1, learners=learners), FakeLab(), tmp_path / name,
+                           progress=False)
+        assert asked and all(asked), learners
 
 
 def test_frequency_trials_use_the_published_schedule_they_name(shared_data):

@@ -1,4 +1,4 @@
-"""Keep freed heap memory for reuse (glibc, CPU runs of the lab), where that is safe.
+"""Keep freed heap memory for reuse (glibc, CPU runs of the lab), trimmed when much of it is free.
 
 Stacked networks make large tensors: a gradient of FC6 for B = 6 networks at
 width 512 is 113 MB, allocated afresh at every step. glibc serves blocks over
@@ -10,22 +10,19 @@ made a stacked training step about 30% faster on the project's CPU
 (benchmarks/bench_engine.py). It only changes where memory comes from, never
 a computed number.
 
-It is safe only for allocations that repeat with the same sizes, as the flexibility
-profiles' training does. Runs with baseline learners allocate tensors of many sizes
-that live across items (replay's mixed mini-batches, EWC's Fisher, SI's path integral);
-with every block on the heap, the heap fragmented and grew without bound: a poisoning
-run with every baseline reached 18.7 GB of resident memory after 30 minutes, growing
-by 2.5 GB a minute, where the default allocator held it at 2.2 GB (docs/benchmarks.md).
-So the lab turns it on per run, for runs of profiles only (:func:`keep_freed_memory`
-with ``False`` turns it back off; memory already taken stays with the process).
-
-Even a profiles-only run fragments the kept heap slowly: records and other small tensors that
-live across presentations land between the large freed blocks, and in one process running the
-quick reproduction the repetition experiment grew by 2-3.5 GB a minute. So the engine calls
-:func:`release_freed_memory` after every presentation: once more than :data:`RELEASE_ABOVE` bytes
-of the heap are free, glibc's ``malloc_trim`` hands the free pages back to the system (the heap's
-addresses stay reserved) and the next steps fault them in again. Trimming after every
-presentation regardless cost about 10% of the training time (docs/benchmarks.md).
+Kept without limit, such a heap fragments: tensors of many sizes that live across items
+(records; replay's mixed mini-batches, EWC's Fisher, SI's path integral) land between the large
+freed blocks, and new large blocks no longer fit the holes. A poisoning run with every baseline
+reached 18.7 GB of resident memory after 30 minutes, growing by 2.5 GB a minute, and a
+profiles-only quick reproduction grew by 2-3.5 GB a minute in its repetition experiment. So the
+engine calls :func:`release_freed_memory` after every presentation: once more than
+:data:`RELEASE_ABOVE` bytes of the heap are free, glibc's ``malloc_trim`` hands the free pages
+back to the system (the heap's addresses stay reserved) and the next steps fault them in again.
+With that bound the lab keeps the heap for every CPU run, baselines included
+(docs/benchmarks.md: the repetition experiment held 2.0-2.5 GB, a poisoning run with every
+baseline at most 3.7 GB; serial-position with three baselines trained 2.9 times as fast as with
+glibc's defaults). :func:`keep_freed_memory` with ``False`` goes back to glibc's defaults;
+memory already taken stays with the process.
 """
 
 from __future__ import annotations
@@ -41,9 +38,9 @@ DEFAULT_MMAP_MAX = 65536
 DEFAULT_TRIM_THRESHOLD = 128 * 1024
 _state: bool | None = None   # None: never set by this module
 _libc = None
-#: Free heap above which :func:`release_freed_memory` trims: more than a stacked step's buffers
-#: (about 0.5 GB for 6 networks of the quick preset), less than the memory a fragmenting run
-#: gains in a minute.
+#: Free heap above which :func:`release_freed_memory` trims: more than a run's steps leave free
+#: between presentations (0.5-1.4 GB in the quick reproduction), less than the memory a
+#: fragmenting run gained in a minute.
 RELEASE_ABOVE = 2 * 1024**3
 
 

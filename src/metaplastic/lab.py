@@ -25,7 +25,7 @@ from metaplastic.config import DEFAULT_BACKBONE, RunConfig
 from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, load_digits
 from metaplastic.data.two_digit import source_fingerprint
 from metaplastic.engine import Schedules, run_trials, trial_classes
-from metaplastic.experiments import EXPERIMENTS, is_profile
+from metaplastic.experiments import EXPERIMENTS
 from metaplastic.features import WEIGHT_CHOICES, FeatureCache, load_backbone
 from metaplastic.results import RunStore
 
@@ -163,8 +163,7 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress
     allow, :func:`trial_batch_size`). A trial's records do not depend on its batch.
     """
     start = time.perf_counter()
-    if config.device == "cpu":   # reuse the heap for stacked tensors, unless it would fragment
-        keep_freed_memory(all(is_profile(config.experiment, name) for name in config.profiles))
+    _keep_heap(config)   # the feature extraction too
     provenance, schedules = lab.provenance(), None
     if EXPERIMENTS[config.experiment].kind == "frequency":   # the schedules used are provenance too
         schedules, provenance["frequency_schedules"] = lab.frequency_schedules(config)
@@ -189,6 +188,13 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress
     return RunResult(store, table, summary, sorted(trained), time.perf_counter() - start)
 
 
+def _keep_heap(config: RunConfig) -> None:
+    """On the CPU, reuse freed heap memory for the stacked tensors (metaplastic._memory; the
+    engine trims it when much of it is free)."""
+    if config.device == "cpu":
+        keep_freed_memory()
+
+
 def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=None,
          wait: bool = False, poll_s: float = 1.0) -> list[int]:
     """Train the unfinished ``trials`` (default: the job's) that no live writer holds,
@@ -197,6 +203,7 @@ def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=
     writer dies. Returns the trials trained here."""
     from metaplastic.results import run_identity
 
+    _keep_heap(job.config)   # here too: a Ray worker trains through this function only
     if run_identity(job.config, lab.provenance() | _schedules_part(job)) != \
             run_identity(job.config, job.provenance):
         raise DataError(f"this worker ({socket.gethostname()}) has other MNIST digits or backbone "
