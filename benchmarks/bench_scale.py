@@ -19,8 +19,14 @@ For the quick and the paper preset it builds the lab's stacked head (B networks,
 It also prints the time per trial-network: steps per trial (presentations x
 epochs x mini-batches) times the step time, divided by B.
 
+With ``--products`` it also times, per preset, the two FC6 products that make most of a step,
+each as a fraction of the device's plain product: the forward ``baddbmm`` of the B networks, and
+the weight gradient ``x^T dY`` as one batched ``bmm`` (what autograd runs) and as a loop of one
+``mm`` per network (the form a custom autograd function could choose where it is faster), and
+whether the two forms give the same bits.
+
     python benchmarks/bench_scale.py [--device cpu] [--scales quick,paper] [--steps 5]
-                                     [--networks 3] [--precision float32|bfloat16]
+                                     [--networks 3] [--precision float32|bfloat16] [--products]
 """
 
 from __future__ import annotations
@@ -113,6 +119,31 @@ def measure_step(scale, device, steps: int, networks: int, precision: str = "flo
     return _timed(step, device, steps)
 
 
+def measure_products(scale, device, repeats: int, networks: int, flops_s: float) -> str:
+    """The FC6 forward product and its weight gradient (as one bmm and as a loop of mm), each
+    as GFLOP/s and as a fraction of the device's plain product ``flops_s``."""
+    x = torch.randn(networks, scale.batch_size, FEATURE_DIM, device=device)
+    weight = torch.randn(networks, FEATURE_DIM, scale.width, device=device)
+    bias = torch.randn(networks, 1, scale.width, device=device)
+    grad = torch.randn(networks, scale.batch_size, scale.width, device=device)
+    out = torch.empty_like(weight)
+
+    def loop():
+        for k in range(networks):
+            torch.mm(x[k].t(), grad[k], out=out[k])
+
+    flops = 2 * networks * scale.batch_size * FEATURE_DIM * scale.width
+    parts = []
+    for name, fn in [("forward baddbmm", lambda: torch.baddbmm(bias, x, weight)),
+                     ("dW one bmm", lambda: torch.bmm(x.transpose(1, 2), grad, out=out)),
+                     ("dW mm per network", loop)]:
+        rate = flops / _timed(fn, device, repeats)
+        parts.append(f"{name} {rate / 1e9:.1f} GFLOP/s ({rate / flops_s:.2f})")
+    loop()
+    same = torch.equal(out.clone(), torch.bmm(x.transpose(1, 2), grad))
+    return "; ".join(parts) + f"; the two dW forms {'bit for bit equal' if same else 'differ'}"
+
+
 def steps_per_trial(scale, items: int = 10) -> int:
     examples = scale.train_per_class + (items - 1) * round(scale.train_per_class / (items - 1))
     return items * scale.epochs * math.ceil(examples / scale.batch_size)
@@ -128,6 +159,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
                         help="the products' precision, as the lab's --precision (bfloat16: float32 "
                              "weights; the device's FLOP/s then measured in bfloat16 too)")
+    parser.add_argument("--products", action="store_true",
+                        help="also time FC6's forward product and its weight gradient (one bmm "
+                             "and one mm per network) against the device's plain product")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cpu":
@@ -138,6 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     bytes_s = device_bandwidth(device, 2**25, 9)
     print(f"device {device} ({torch.get_num_threads()} threads): matmul {flops_s / 1e9:.1f} GFLOP/s "
           f"({args.precision}), addcmul_ {bytes_s / 1e9:.1f} GB/s")
+    # The products are timed in float32, so they are compared with the float32 product.
+    float32_flops_s = flops_s if product == torch.float32 else device_flops(device, big, 5)
     for name in args.scales.split(","):
         scale = SCALES[name]
         widths = [FEATURE_DIM, scale.width, scale.width, 10]
@@ -152,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
               f"compute {compute * 1e3:.1f} ms, memory {memory * 1e3:.1f} ms); roofline/measured "
               f"{roofline / measured:.2f}; {steps_per_trial(scale)} steps a trial: "
               f"{per_trial_network:.1f} s per trial-network")
+        if args.products:
+            print(f"{'':<6} FC6 products, float32: "
+                  f"{measure_products(scale, device, max(args.steps, 5), args.networks, float32_flops_s)}")
 
 
 if __name__ == "__main__":

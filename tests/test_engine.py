@@ -151,9 +151,10 @@ def test_the_heap_is_kept_for_every_cpu_run_baselines_included(tmp_path, monkeyp
     from metaplastic import lab
     from tests.test_results import FakeLab
 
+    asked = []
+    monkeypatch.setattr(lab, "keep_freed_memory", lambda enabled=True: asked.append(enabled))
     for name, learners in [("a", None), ("b", "hybrid,ewc")]:
-        asked = []
-        monkeypatch.setattr(lab, "keep_freed_memory", lambda enabled=True: asked.append(enabled))
+        asked.clear()
         lab.run_experiment(tiny_config(trials=1, learners=learners), FakeLab(), tmp_path / name,
                            progress=False)
         assert asked and all(asked), learners
