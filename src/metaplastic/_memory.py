@@ -63,9 +63,9 @@ def keep_freed_memory(enabled: bool = True) -> bool:
     return applied
 
 
-def release_freed_memory(above: int | None = None) -> bool:
+def release_freed_memory(above: int = RELEASE_ABOVE) -> bool:
     """While freed memory is kept (:func:`keep_freed_memory`) and more than ``above`` bytes of the
-    heap are free (default :data:`RELEASE_ABOVE`), give the free pages back to the system
+    heap are free, give the free pages back to the system
     (``malloc_trim``); True if that was done. A no-op otherwise (glibc's defaults trim by
     themselves). Where glibc cannot say how much is free (before 2.33), it always trims."""
     if not _state:
@@ -73,7 +73,7 @@ def release_freed_memory(above: int | None = None) -> bool:
     try:
         libc = _glibc()
         free = _free_heap_bytes(libc)
-        if free is not None and free <= (RELEASE_ABOVE if above is None else above):
+        if free is not None and free <= above:
             return False
         libc.malloc_trim(0)
     except (OSError, AttributeError):
@@ -90,14 +90,13 @@ class _MallInfo2(ctypes.Structure):
 def _free_heap_bytes(libc) -> int | None:
     """Bytes in free heap blocks, over every arena (glibc's ``mallinfo2().fordblks``)."""
     mallinfo2 = getattr(libc, "mallinfo2", None)
-    if mallinfo2 is None:
-        return None
-    mallinfo2.restype = _MallInfo2
-    return mallinfo2().fordblks
+    return None if mallinfo2 is None else mallinfo2().fordblks
 
 
 def _glibc():
     global _libc
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        if hasattr(_libc, "mallinfo2"):   # glibc 2.33 and later
+            _libc.mallinfo2.restype = _MallInfo2
     return _libc
