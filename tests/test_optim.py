@@ -246,6 +246,7 @@ def test_state_dict_round_trip_resumes_bit_identically(momentum):
                            momentum=momentum, generator=torch.Generator().manual_seed(2))
     fresh.load_state_dict(saved)
     for p, q in zip(model.parameters(), clone.parameters()):
+        assert opt.state[p].keys() == fresh.state[q].keys()
         for key, value in opt.state[p].items():
             assert _same(value, fresh.state[q][key])
 
@@ -261,29 +262,35 @@ def _same(a, b):
     return a == b
 
 
+@pytest.mark.parametrize("scale_dtype", [None, torch.float16])
 @pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.8, 0.01)])
-def test_foreach_and_single_tensor_kernels_agree(momentum, weight_decay):
-    g = torch.Generator().manual_seed(5)
-    shapes = [(7, 3), (5,), (2, 4, 6), (1, 1), (9,)]
+def test_foreach_and_single_tensor_kernels_agree(momentum, weight_decay, scale_dtype):
+    # float32 and float64 parameters in one group (two buckets), scaled and plain ones in each,
+    # S possibly in a third dtype: the foreach kernel groups by the parameters alone.
+    shapes = [(7, 3), (5,), (2, 4, 6), (1, 1), (9,), (3, 3)]
+    dtypes = [torch.float64, torch.float32, torch.float32, torch.float64, torch.float64, torch.float32]
     results = []
     for foreach in (True, False):
         params = [torch.nn.Parameter(torch.randn(s, generator=torch.Generator().manual_seed(i),
-                                                 dtype=torch.float64)) for i, s in enumerate(shapes)]
+                                                 dtype=dtype))
+                  for i, (s, dtype) in enumerate(zip(shapes, dtypes))]
+        start = [p.detach().clone() for p in params]
         opt = MetaplasticSGD(params, lr=0.03, alpha=3.0, flexibility="hybrid", momentum=momentum,
-                             weight_decay=weight_decay, foreach=foreach,
+                             weight_decay=weight_decay, foreach=foreach, scale_dtype=scale_dtype,
                              generator=torch.Generator().manual_seed(0))
         grads_g = torch.Generator().manual_seed(11)
         for k in range(8):
             if k % 3 == 0:
                 opt.consolidate()
             for p in params:
-                p.grad = torch.randn(p.shape, generator=grads_g, dtype=torch.float64)
+                p.grad = torch.randn(p.shape, generator=grads_g, dtype=torch.float64).to(p.dtype)
             params[3].grad = None                       # a parameter without gradient is skipped
             opt.step()
+        assert torch.equal(params[3], start[3])
+        assert all(not torch.equal(p, p0) for i, (p, p0) in enumerate(zip(params, start)) if i != 3)
         results.append([p.detach().clone() for p in params])
-    del g
     for a, b in zip(*results):
-        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-15)
+        assert torch.equal(a, b)
 
 
 def test_converges_on_a_quadratic_with_hybrid_profile():
@@ -416,6 +423,23 @@ def test_reanchor_takes_current_weights_as_initial():
     assert torch.equal(opt.state[weight]["initial"], weight.detach())
     f = opt.flexibility_of(weight)
     assert torch.equal(opt.state[weight]["scale"], (f > 0).float())
+
+
+def test_missing_flexibilities_are_drawn_in_parameter_order_at_a_boundary():
+    # A kept w0 without its flexibility (a) before a wiped state (b), in one group, from torch's
+    # global generator: a draws first, then b, as each would at its own place in the group.
+    a, b = (torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(5, 2)))
+    profile = pl.beta(2.0, 2.0)
+    opt = MetaplasticSGD([a, b], lr=0.1, alpha=10.0, flexibility=profile)
+    opt.consolidate()
+    del opt.state[a]["flexibility"]
+    opt.state[b] = {}
+    torch.manual_seed(3)
+    opt.consolidate()
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(opt.state[a]["flexibility"], profile.sample(a.shape, g))
+    assert torch.equal(opt.state[b]["flexibility"], profile.sample(b.shape, g))
+    assert torch.equal(opt.state[b]["initial"], b.detach())
 
 
 def test_a_wiped_state_is_rebuilt_not_a_crash():
@@ -567,9 +591,13 @@ def _within_one_rounding(a, b):
     return bool(((a == b) | (torch.nextafter(a, b) == b)).all())
 
 
-def test_fused_kernel_computes_the_eager_update_without_recompiling():
+@pytest.mark.slow   # compiles a kernel / starts a fresh interpreter: about 10-20 s
+def test_fused_kernel_computes_the_eager_update_without_recompiling(monkeypatch):
     # The one test that compiles (seconds; torch caches the kernel on disk for later runs).
     data = batches(8)
+    calls = []
+    kernel = optim_module._compiled_kernel
+    monkeypatch.setattr(optim_module, "_compiled_kernel", lambda: calls.append(1) or kernel())
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     fused_model, fused_opt = _train_bfloat16(True, data)
     compiled = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs
@@ -580,6 +608,7 @@ def test_fused_kernel_computes_the_eager_update_without_recompiling():
         pytest.skip(f"no compiler for torch.compile here: {optim_module._fused_unavailable}")
     # Two weight matrices of different shapes, many steps: one compiled loop (dynamic shape),
     # at most one more if this process compiled it before under another guard.
+    assert len(calls) == 2 * len(data)                 # every weight's update went through it
     assert compiled <= 1
     assert fused_opt.state[fused_model[0].weight]["scale"].dtype == torch.bfloat16
 

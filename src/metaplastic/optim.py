@@ -1,34 +1,20 @@
 """``MetaplasticSGD``: the paper's metaplasticity rule as a PyTorch optimizer.
 
-Three tiers, as in ``torch.optim``: the class (argument checks, per-parameter
-state, ``consolidate()``), the functional update :func:`metaplastic_sgd`, and
-three private kernels sharing one signature: a single-tensor reference, a
-``foreach`` kernel (the default), and an opt-in ``fused`` kernel that reads S
-in a compact dtype inside one compiled pass (``torch.compile``).
+Three tiers, as in ``torch.optim``: the class (checks, state, ``consolidate()``), the
+functional :func:`metaplastic_sgd`, and three private kernels of one signature: single-tensor,
+``foreach`` (the default) and ``fused`` (a compact S read in one ``torch.compile``-d pass).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections import defaultdict
 from collections.abc import Iterable
 
 import torch
 from torch.optim import Optimizer
 
-from metaplastic._checks import (
-    check_flexibility_tensor,
-    check_master_dtype,
-    check_number,
-    check_scale_dtype,
-)
-from metaplastic.plasticity import (
-    Constant,
-    ProfileSpec,
-    describe_profile,
-    plasticity_scale_,
-    resolve_profile,
-)
+from metaplastic._checks import check_flexibility_tensor, check_master_dtype, check_number, check_scale_dtype
+from metaplastic.plasticity import Constant, ProfileSpec, describe_profile, plasticity_scale_, resolve_profile
 
 __all__ = ["MetaplasticSGD", "metaplastic_sgd", "METAPLASTIC_STATE_KEYS"]
 
@@ -40,122 +26,43 @@ METAPLASTIC_STATE_KEYS = ("flexibility", "flexibility_rng", "initial", "scale")
 class MetaplasticSGD(Optimizer):
     r"""Stochastic gradient descent whose per-weight learning rate shrinks with drift.
 
-    Every scaled weight :math:`w` gets, once, a flexibility :math:`f \in [0, 1]`
-    drawn from a profile, and remembers its initial value :math:`w_0`. At each
-    item boundary, :meth:`consolidate` fixes its learning-rate scale (paper,
-    Eq. 2):
+    The metaplasticity rule of Cho, Lee, Baek & Paik, *Neuromimetic metaplasticity for
+    adaptive continual learning*. Each scaled weight :math:`w` (``dim >= 2`` by default) gets
+    once a flexibility :math:`f \in [0, 1]` and remembers its initial value :math:`w_0`. At
+    each item boundary :meth:`consolidate` sets S (Eq. 2), which every :meth:`step` applies
+    until the next boundary (Eq. 1):
 
     .. math::
-        S = 1 - \tanh^2\!\Big(\alpha \,\frac{1 - f}{f}\, (w - w_0)\Big),
-
-    and every :meth:`step` until the next boundary applies (paper, Eq. 1):
-
-    .. math::
+        S = 1 - \tanh^2\!\Big(\alpha \,\frac{1 - f}{f}\, (w - w_0)\Big), \qquad
         w \leftarrow w - \eta \, S \, \frac{\partial J}{\partial w}.
 
-    ``f = 1`` is a conventional synapse (S = 1 always), ``f = 0`` never learns
-    (S = 0, the reference implementation's choice where Eq. 2 reads inf * 0).
-    Before the first ``consolidate()`` the drift is zero, so S = 1 for f > 0.
-
-    Which parameters are scaled: those with ``dim >= 2`` (weights, also stacked
-    ``[B, in, out]`` weights: the rule is elementwise). 1-d parameters (biases)
-    learn at the plain rate, as in the paper, unless ``scale_biases=True``. A
-    param group may set ``"scaled": True/False`` to decide for all of its
-    parameters (useful for stacked biases shaped ``[B, out]``). Parameters with
-    ``requires_grad=False`` when the optimizer is built get no state (see below
-    if they are unfrozen later).
-
-    **State follows the model.** The initial weights :math:`w_0` and S are
-    created lazily, at the first :meth:`consolidate` or :meth:`step`, from the
-    parameter as it is then (device, dtype and values): loading pretrained
-    weights into the model, or ``model.to(device or dtype)``, after building
-    the optimizer is safe. If the model moves after that, the state follows it
-    at the next boundary or step. :meth:`reanchor` takes the current weights as
-    the new :math:`w_0` (for example after loading weights into a model whose
-    optimizer has already trained).
-
-    **Flexibilities** are drawn at construction from ``generator`` (or torch's
-    global generator), parameter after parameter, so the draws are
-    reproducible. What is kept of them: nothing for a constant profile (the
-    number is in the param group); for the built-in random profiles
-    (``uniform``, ``biased``, ``"hybrid"``) only the generator's state before
-    the draw, from which every :meth:`consolidate` draws the same values again
-    (bit-identical, no per-weight memory); for an explicit tensor, a Beta
-    profile or a custom profile, the tensor itself, in the dtype it came in
-    (pass a float16 tensor to halve it). A parameter that receives a gradient
-    without a flexibility (frozen at construction then unfrozen, or appended
-    to ``param_groups`` by hand) draws one at its first boundary or step.
+    Which parameters are scaled, the state (lazy, following the model), memory, kernels,
+    departures from the paper: docs/optimizer.md, section "MetaplasticSGD in detail".
 
     Args:
-        params: parameters or param groups. A group may override ``lr``,
-            ``alpha``, ``flexibility``, ``momentum``, ``weight_decay``,
-            ``scale_biases``, ``scale_dtype`` and ``scaled``.
+        params: parameters or param groups (a group may override any keyword, and set ``scaled``).
         lr: learning rate :math:`\eta` (>= 0).
-        alpha: width of S, Eq. 2 (>= 0). The reference uses 4e5 (10 items) and
-            2e5 (30 items), tuned to its scale of ``dw`` (about 1e-6); see
-            ``docs/optimizer.md`` and :func:`metaplastic.suggest_alpha` for a
-            new model.
-        flexibility: a profile (:mod:`metaplastic.plasticity`), a profile name
-            (``"conventional"``, ``"stable"``, ``"hybrid"``), a number in [0, 1]
-            (a constant profile) or a tensor with the shape of the parameter.
-        momentum: heavy-ball momentum in [0, 1) (the paper uses 0).
-        weight_decay: L2 penalty added to the gradient (the paper uses 0).
-        generator: the ``torch.Generator`` the flexibilities are drawn from,
-            for reproducible networks.
-        scale_biases: scale 1-d parameters by S too.
-        scale_dtype: dtype in which S is stored (``None``: the parameter's).
-            ``torch.bfloat16`` halves S's memory; S only multiplies the
-            learning rate, so its 3 significant digits are enough. On a GPU the
-            step reads fewer bytes; on a CPU torch converts S to float32 first,
-            which makes the step several times slower unless ``fused=True``
-            (docs/benchmarks.md).
-        foreach: use the ``foreach`` kernel (default) or the single-tensor
-            reference kernel (``False``). Both compute the same update.
-        fused: for S stored in a dtype other than the parameter's (a
-            ``scale_dtype`` such as ``torch.bfloat16``) on the CPU, apply
-            ``w -= lr * S * d`` in one pass compiled by ``torch.compile``,
-            reading S in its compact dtype: torch's own CPU kernels convert
-            S to the parameter's dtype in a separate pass first. Same update
-            as the eager kernels (bit for bit where ATen's CPU ``addcmul_``
-            uses a fused multiply-add, as on x86 builds with AVX2 or AVX-512;
-            otherwise within one rounding of the product). The first step
-            compiles (seconds; cached on disk for later runs); without a
-            working compiler it warns once and uses the eager kernel. Elsewhere
-            (a GPU's eager kernel already casts S inside its one pass, or S in
-            the parameter's dtype) it is the ``foreach`` kernel.
-
-    Scaled parameters must be float32 or float64: a drift of 1e-6 is below
-    the resolution of bfloat16 or float16 weights, so those are refused with
-    an error (keep float32 master weights; autocast may still run the matrix
-    products in low precision).
-
-    Departures from the paper, both off by default: with momentum or weight
-    decay, S scales the whole step ``d = momentum * d + grad + wd * w``, so
-    an f = 0 weight stays frozen whatever the other terms say.
-
-    Memory per scaled weight: the initial value and S (8 bytes in float32, 6
-    with ``scale_dtype=torch.bfloat16``), plus 4 for a stored flexibility
-    tensor (explicit, Beta or custom profiles) and 4 for momentum. A constant
-    flexibility of 1 keeps no state at all (it is plain SGD), a constant 0 none
-    either (the weight is frozen: its step is skipped).
-
-    ``state_dict()`` is plain data: param groups hold numbers, strings and a
-    plain description of the profile; the tensors are in the per-parameter
-    state. ``torch.load(..., weights_only=True)`` reads it back.
+        alpha: width of S in Eq. 2 (>= 0); see :func:`metaplastic.suggest_alpha`.
+        flexibility: a profile, its name (``"conventional"``, ``"stable"``, ``"hybrid"``), a
+            number in [0, 1] or a tensor shaped like the parameter.
+        momentum, weight_decay: heavy-ball momentum in [0, 1) and L2 penalty (the paper: 0, 0).
+        generator: the ``torch.Generator`` the flexibilities are drawn from.
+        scale_biases, scale_dtype: scale 1-d parameters too; the dtype S is kept in.
+        foreach, fused: the kernel: ``foreach`` (default), single-tensor or compiled.
 
     Example:
         >>> import torch
         >>> from metaplastic import MetaplasticSGD
+        >>> _ = torch.manual_seed(0)
         >>> model = torch.nn.Linear(4, 2)
-        >>> opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=10.0,
-        ...                      flexibility="hybrid", generator=torch.Generator().manual_seed(0))
+        >>> opt = MetaplasticSGD(model.parameters(), lr=0.1, alpha=10.0, flexibility="hybrid")
         >>> for item in range(3):                 # three items learned in sequence
         ...     opt.consolidate()                 # item boundary: fix S from the drift so far
         ...     for _ in range(5):
         ...         opt.zero_grad()
         ...         model(torch.randn(8, 4)).pow(2).mean().backward()
         ...         opt.step()
-        >>> bool(opt.state[model.weight]["scale"].le(1).all())
+        >>> bool(opt.state[model.weight]["scale"].lt(1).any())   # the drift lowered some rates
         True
     """
 
@@ -182,7 +89,7 @@ class MetaplasticSGD(Optimizer):
         group["flexibility"] = describe_profile(profile)   # plain data: state_dict loads weights_only
         group.setdefault("generator_device", None)           # where the kept generator states redraw
         for index, p in enumerate(group["params"]):
-            if _has_state(p, group) and p.requires_grad:
+            if _is_scaled(p, group) and _group_has_state(group) and p.requires_grad:
                 check_master_dtype(f"parameter {index} (shape {tuple(p.shape)})", p.dtype)
                 self._draw_flexibility(p, group, profile, index)
 
@@ -213,32 +120,26 @@ class MetaplasticSGD(Optimizer):
             check_flexibility_tensor(name, f)
             state["flexibility"] = f
 
-    def _flexibility(self, p: torch.Tensor, group: dict, state: dict) -> torch.Tensor:
-        """``p``'s flexibilities as a tensor of its shape, device and dtype."""
-        f = self._flexibility_source(p, group, state)
-        if f.dim() == 0:
-            return f.expand_as(p)
-        return f.to(device=p.device, dtype=p.dtype)
-
     def _flexibility_source(self, p: torch.Tensor, group: dict, state: dict) -> torch.Tensor:
-        """``p``'s flexibilities as kept, without a copy where there is none to make.
-
-        A 0-d tensor in ``p``'s dtype for a constant profile, the stored
-        tensor (in its own dtype) for an explicit one, or a fresh draw from
-        the kept generator state: at most one tensor of ``p``'s size.
-        """
+        """``p``'s flexibilities as kept: a 0-d tensor (constant), the stored tensor in its own
+        dtype, or a redraw from the kept generator state (at most one tensor of ``p``'s size)."""
         spec = group["flexibility"]
         if spec["profile"] == "constant":
             return torch.tensor(spec["value"], dtype=p.dtype, device=p.device)
-        if "flexibility" not in state and "flexibility_rng" not in state:
-            index = next(i for i, q in enumerate(group["params"]) if q is p)
-            self._draw_flexibility(p, group, resolve_profile(spec), index)
+        self._draw_missing_flexibility(p, group, state)
         if "flexibility" in state:
             return state["flexibility"]
         # Redraw from the kept generator state: the values drawn at construction.
         generator = torch.Generator(device=group["generator_device"])
         generator.set_state(state["flexibility_rng"])
         return resolve_profile(spec).sample(p.shape, generator).to(device=p.device)
+
+    def _draw_missing_flexibility(self, p: torch.Tensor, group: dict, state: dict) -> None:
+        """Draw ``p``'s flexibilities if it has none yet (unfrozen, or added to a group by hand)."""
+        spec = group["flexibility"]
+        if spec["profile"] != "constant" and "flexibility" not in state and "flexibility_rng" not in state:
+            index = next(i for i, q in enumerate(group["params"]) if q is p)
+            self._draw_flexibility(p, group, resolve_profile(spec), index)
 
     def flexibility_of(self, p: torch.Tensor) -> torch.Tensor:
         """The flexibilities of parameter ``p`` (a tensor of its shape), however they are kept."""
@@ -247,7 +148,8 @@ class MetaplasticSGD(Optimizer):
                 if not _is_scaled(p, group):
                     raise ValueError(f"parameter of shape {tuple(p.shape)} is not scaled by S: "
                                      "it has no flexibility")
-                return self._flexibility(p, group, self.state[p])
+                f = self._flexibility_source(p, group, self.state[p])
+                return f.expand_as(p) if f.dim() == 0 else f.to(device=p.device, dtype=p.dtype)
         raise ValueError(f"parameter of shape {tuple(p.shape)} is not in this optimizer")
 
     @torch.no_grad()
@@ -260,74 +162,91 @@ class MetaplasticSGD(Optimizer):
         """Create ``p``'s initial weight and S lazily, or move them to where ``p`` now is."""
         scale_dtype = _scale_dtype(group, p)
         initial = state.get("initial")
-        if initial is None:
+        moved = initial is not None and (initial.device != p.device or initial.dtype != p.dtype)
+        if initial is None or moved:
             check_master_dtype(f"parameter of shape {tuple(p.shape)}", p.dtype)
             if "flexibility" in state:
                 state["flexibility"] = state["flexibility"].to(device=p.device)
+        if initial is None:
             state["initial"] = p.detach().clone()
             state["scale"] = torch.empty_like(p, dtype=scale_dtype, memory_format=torch.preserve_format)
             self._update_scale(p, group, state)     # dw = 0: S = 1 where f > 0, 0 where f = 0
             return
-        if initial.device != p.device or initial.dtype != p.dtype:
-            check_master_dtype(f"parameter of shape {tuple(p.shape)}", p.dtype)
+        if moved:
             state["initial"] = initial.to(device=p.device, dtype=p.dtype)
             if "momentum_buffer" in state:
                 state["momentum_buffer"] = state["momentum_buffer"].to(device=p.device, dtype=p.dtype)
-            if "flexibility" in state:
-                state["flexibility"] = state["flexibility"].to(device=p.device)
         scale = state["scale"]
         if scale.device != p.device or scale.dtype != scale_dtype:
             state["scale"] = scale.to(device=p.device, dtype=scale_dtype)
 
     def _update_scale(self, p: torch.Tensor, group: dict, state: dict) -> None:
-        """S of Eq. 2 from ``dw = w - w0``, written into ``state["scale"]`` a chunk at a time.
-
-        Bit-identical to ``plasticity_scale(f, w - w0, alpha)`` on the whole
-        tensor, with no full-size temporary but a redrawn flexibility.
-        """
+        """S of Eq. 2 from ``dw = w - w0``, written into ``state["scale"]`` a chunk at a time
+        (bit-identical to ``plasticity_scale`` on the whole tensor; no full-size temporary)."""
         f = self._flexibility_source(p, group, state)
         plasticity_scale_(state["scale"], f, p.detach(), state["initial"], group["alpha"])
 
+    def _init_group(self, group: dict, params: list, scales: list, grads: list | None = None,
+                    momentum_buffers: list | None = None, fresh: list | None = None) -> None:
+        """Gather ``group``'s tensors, creating w0 and S lazily (or moving them to the parameter).
+
+        For :meth:`step` (``grads`` given): each parameter with a gradient (but the scaled ones of
+        an f = 0 group), its S (``None``: plain rate), gradient and momentum buffer. For
+        :meth:`consolidate`: each scaled parameter that keeps state and requires grad, its S, and
+        in ``fresh`` whether that state was created now."""
+        boundary = grads is None
+        spec = group["flexibility"]
+        frozen = spec["profile"] == "constant" and spec["value"] == 0
+        stateful = _group_has_state(group)
+        for p in group["params"]:
+            scaled = _is_scaled(p, group)
+            if boundary:
+                if not (stateful and scaled and p.requires_grad):
+                    continue
+            elif p.grad is None:
+                continue
+            elif p.grad.is_sparse:
+                raise ValueError("MetaplasticSGD does not support sparse gradients")
+            elif scaled and frozen:
+                continue                         # f = 0 everywhere: S = 0, the step is a no-op
+            state = self.state[p]
+            scale = None
+            if scaled and stateful:
+                first = "initial" not in state   # first boundary or step: w0 = w, dw = 0
+                self._prepare(p, group, state)
+                scale = state["scale"]
+                if boundary:
+                    fresh.append(first)
+                    if not first:                # w0 kept without f: draw f now, in parameter order
+                        self._draw_missing_flexibility(p, group, state)
+            params.append(p)
+            scales.append(scale)
+            if not boundary:
+                grads.append(p.grad)
+                momentum_buffers.append(state.get("momentum_buffer"))
+
     @torch.no_grad()
     def consolidate(self) -> None:
-        """Mark an item boundary: recompute every S from ``dw = w - w_init`` (Eq. 2).
-
-        S then stays fixed for every step until the next call (protocol.md
-        section 1: dw is measured at the start of the current item). At the
-        first call the initial weights are taken from the parameters as they
-        are now.
-        """
+        """Mark an item boundary: recompute every S from ``dw = w - w_0`` (Eq. 2), fixed until
+        the next call (docs/protocol.md section 1). The first call takes w_0 from the parameters."""
         for group in self.param_groups:
-            if not _group_has_state(group):
-                continue
-            for p in group["params"]:
-                if not (_has_state(p, group) and p.requires_grad):
-                    continue
-                state = self.state[p]
-                first = "initial" not in state     # first boundary: w0 = w, dw = 0
-                self._prepare(p, group, state)
-                if not first:
-                    self._update_scale(p, group, state)
+            params, scales, fresh = [], [], []
+            self._init_group(group, params, scales, fresh=fresh)
+            for p, first in zip(params, fresh):
+                if not first:                      # a first boundary has w0 = w: S is already set
+                    self._update_scale(p, group, self.state[p])
 
     @torch.no_grad()
     def reanchor(self) -> None:
-        """Take the current weights as the initial weights ``w_0`` (drift 0, S = 1 where f > 0).
-
-        For a model whose weights were replaced after the optimizer trained
-        (a checkpoint loaded into the model only), or to start a new sequence
-        of items from a trained model. Flexibilities and momentum are kept.
-        """
+        """Take the current weights as the initial weights ``w_0`` (drift 0, S = 1 where f > 0);
+        flexibilities and momentum are kept."""
         for state in self.state.values():
             state.pop("initial", None)
             state.pop("scale", None)
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Load a state; S and the generator states get back their own dtypes.
-
-        ``torch.optim.Optimizer.load_state_dict`` casts every tensor of the
-        state to its parameter's dtype: the generator states are bytes and S
-        may be kept in ``scale_dtype``, so both are cast back (exactly).
-        """
+        """Load a state; S and the generator states, cast to the parameter's dtype by
+        ``Optimizer.load_state_dict``, get back their own dtypes (exactly)."""
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             # A state saved before profiles were described as plain data holds the profile itself.
@@ -355,26 +274,8 @@ class MetaplasticSGD(Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            spec = group["flexibility"]
-            frozen = spec["profile"] == "constant" and spec["value"] == 0
-            params, grads, scales, buffers = [], [], [], []
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise ValueError("MetaplasticSGD does not support sparse gradients")
-                scaled = _is_scaled(p, group)
-                if scaled and frozen:
-                    continue                     # f = 0 everywhere: S = 0, the step is a no-op
-                state = self.state[p]
-                scale = None
-                if scaled and _group_has_state(group):
-                    self._prepare(p, group, state)
-                    scale = state["scale"]
-                params.append(p)
-                grads.append(p.grad)
-                scales.append(scale)
-                buffers.append(state.get("momentum_buffer"))
+            params, scales, grads, buffers = [], [], [], []
+            self._init_group(group, params, scales, grads, buffers)
             metaplastic_sgd(params, grads, scales, buffers, lr=group["lr"],
                             momentum=group["momentum"], weight_decay=group["weight_decay"],
                             foreach=group["foreach"], fused=group["fused"])
@@ -394,10 +295,6 @@ def _group_has_state(group: dict) -> bool:
     """A constant flexibility of 0 or 1 needs no per-weight state: S is 0 or 1 whatever dw is."""
     spec = group["flexibility"]
     return not (spec["profile"] == "constant" and spec["value"] in (0.0, 1.0))
-
-
-def _has_state(p: torch.Tensor, group: dict) -> bool:
-    return _is_scaled(p, group) and _group_has_state(group)
 
 
 def _scale_dtype(group: dict, p: torch.Tensor) -> torch.dtype:
@@ -421,16 +318,13 @@ def _check_group(group: dict) -> None:
 
 
 def metaplastic_sgd(params: list[torch.Tensor], grads: list[torch.Tensor],
-                    scales: list[torch.Tensor | None],
-                    momentum_buffers: list[torch.Tensor | None], *, lr: float,
-                    momentum: float = 0.0, weight_decay: float = 0.0,
+                    scales: list[torch.Tensor | None], momentum_buffers: list[torch.Tensor | None], *,
+                    lr: float, momentum: float = 0.0, weight_decay: float = 0.0,
                     foreach: bool | None = None, fused: bool | None = None) -> None:
     """Functional form of :class:`MetaplasticSGD`'s step.
 
-    ``scales[i]`` is S for ``params[i]``, or ``None`` for a parameter that
-    learns at the plain rate. With momentum, ``momentum_buffers`` is updated
-    in place (a ``None`` entry is replaced by a new buffer). ``fused=True``
-    selects the compiled kernel for S kept in a compact dtype on the CPU.
+    ``scales[i]`` is S for ``params[i]``, or ``None`` (plain rate). With momentum,
+    ``momentum_buffers`` is updated in place (a ``None`` entry becomes a new buffer).
     """
     if fused:
         kernel = _fused_metaplastic_sgd
@@ -442,8 +336,7 @@ def metaplastic_sgd(params: list[torch.Tensor], grads: list[torch.Tensor],
            weight_decay=weight_decay)
 
 
-def _single_tensor_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr,
-                                   momentum, weight_decay):
+def _single_tensor_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr, momentum, weight_decay):
     """Reference kernel: one parameter at a time, the update exactly as written."""
     for i, (p, grad, scale) in enumerate(zip(params, grads, scales)):
         direction = grad if weight_decay == 0 else grad.add(p, alpha=weight_decay)
@@ -461,8 +354,7 @@ def _single_tensor_metaplastic_sgd(params, grads, scales, momentum_buffers, *, l
             p.addcmul_(scale, direction, value=-lr)  # Eq. 1: w -= lr * S * dJ/dw
 
 
-def _multi_tensor_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr,
-                                  momentum, weight_decay):
+def _multi_tensor_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr, momentum, weight_decay):
     """``foreach`` kernel: one fused ``addcmul_`` pass per (device, dtype) bucket."""
     if not params:
         return
@@ -470,8 +362,7 @@ def _multi_tensor_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr
     _apply_foreach(params, scales, directions, lr)
 
 
-def _fused_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr, momentum,
-                           weight_decay):
+def _fused_metaplastic_sgd(params, grads, scales, momentum_buffers, *, lr, momentum, weight_decay):
     """``fused`` kernel: the ``foreach`` kernel, but S kept in a compact dtype on the CPU
     is read by one compiled pass per parameter instead of being converted first."""
     if not params:
@@ -499,8 +390,13 @@ def _directions_foreach(params, grads, momentum_buffers, momentum, weight_decay)
 
 
 def _apply_foreach(params, scales, directions, lr) -> None:
-    """``w -= lr * S * d`` (or ``lr * d`` where S is None) with one foreach call per bucket."""
-    for indices in _buckets(params).values():
+    """``w -= lr * S * d`` (or ``lr * d`` where S is None) with one foreach call per bucket.
+
+    Only the parameters are passed to torch's grouping, which checks every other list against
+    the first one's dtypes: S may be kept in another dtype (``scale_dtype``).
+    """
+    buckets = Optimizer._group_tensors_by_device_and_dtype([params], with_indices=True)
+    for _, indices in buckets.values():
         scaled = [i for i in indices if scales[i] is not None]
         plain = [i for i in indices if scales[i] is None]
         if scaled:
@@ -522,23 +418,10 @@ def _momentum_foreach(directions, momentum_buffers, momentum):
         torch._foreach_add_(buffers, [directions[i] for i in existing])
 
 
-def _buckets(params) -> dict:
-    """Indices of the parameters grouped by (device, dtype): foreach ops need one of each."""
-    buckets: dict = defaultdict(list)
-    for i, p in enumerate(params):
-        buckets[(p.device, p.dtype)].append(i)
-    return buckets
-
-
 # ------------------------------------------------------------------ fused kernel
 #
-# On the CPU, ``w.addcmul_(S, d)`` with S in bfloat16 and w in float32 first
-# converts S into a float32 temporary (torch's CPU kernels do not cast inside
-# the loop), so a compact S costs a pass more than it saves. The compiled
-# kernel below reads w, d and the compact S once and writes w once: 14 bytes
-# per weight with S in bfloat16, against SGD's 12 and 16 with S in float32.
-# On CUDA torch's eager kernels cast mixed dtypes inside their one pass, so
-# only CPU tensors take this path (and no GPU compiler, Triton, is needed).
+# On the CPU, ``w.addcmul_(S, d)`` with a compact S first converts S in a pass of its own;
+# the compiled loop reads w, d and S once and writes w once (CPU only: docs/optimizer.md).
 
 #: Why the compiled kernel is unavailable in this process (None: not known to be).
 _fused_unavailable: str | None = None
@@ -549,9 +432,8 @@ def _scaled_update(param: torch.Tensor, scale: torch.Tensor, direction: torch.Te
                    neg_lr: torch.Tensor) -> None:
     """``w += (-lr * S) * d``, S converted element by element: the body that is compiled.
 
-    The order of the products is that of ATen's CPU ``addcmul_``, whose
-    vectorised loop computes ``w + (value * S) * d`` with one multiply-add;
-    with contraction enabled (below) the compiled loop rounds the same way.
+    The products in the order of ATen's CPU ``addcmul_`` (``w + (value * S) * d``, one
+    multiply-add): with contraction enabled (below) the compiled loop rounds the same way.
     """
     param.add_((neg_lr * scale.to(param.dtype)) * direction)
 
@@ -569,17 +451,15 @@ def _compiled_kernel():
             options["cpp.enable_floating_point_contract_flag"] = "fast"
         # dynamic=True: one compiled loop for every length (tensors are passed flat), not one
         # per parameter shape; lr comes as a 0-d tensor so a schedule does not recompile.
-        _compiled_update = torch.compile(_scaled_update, dynamic=True, fullgraph=True,
-                                         options=options)
+        _compiled_update = torch.compile(_scaled_update, dynamic=True, fullgraph=True, options=options)
     return _compiled_update
 
 
 def _fusable(p: torch.Tensor, scale: torch.Tensor | None, direction: torch.Tensor) -> bool:
     """Whether ``p``'s update goes through the compiled kernel (others take the foreach path)."""
     return (scale is not None and scale.dtype != p.dtype and p.device.type == "cpu"
-            and _fused_unavailable is None
+            and _fused_unavailable is None and direction.dtype == p.dtype
             and p.is_contiguous() and scale.is_contiguous() and direction.is_contiguous()
-            and direction.dtype == p.dtype
             and p.numel() >= 2)     # sizes 0 and 1 would each compile a specialised loop
 
 
