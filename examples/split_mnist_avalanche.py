@@ -3,7 +3,7 @@
 Five experiences of two digits each (0-1, 2-3, 4-5, 6-7, 8-9), class-incremental
 with one ten-way head, built from a local MNIST folder (no download):
 
-    pip install -e ".[avalanche]"
+    pip install -e ".[lab,avalanche]"
     python examples/split_mnist_avalanche.py --data-dir ../shared/data
 
 Every strategy trains the same MLP (784-256-256-10, same initial weights) for

@@ -14,21 +14,19 @@ standard error and every claim has the same verdict.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from metaplastic.experiments import EXPERIMENTS
-from metaplastic.results import read_records
+from metaplastic.reader import read_run
 from metaplastic.tables import final_rows
 
 
 def per_trial(table, profile: str, column: str):
     """``[trials, items]`` of ``column`` after the last presentation, trials in order."""
     rows = final_rows(table)
-    rows = rows[rows.profile == profile]
+    rows = rows[rows.learner == profile]
     return rows.pivot(index="trial", columns="item", values=column).sort_index()
 
 
@@ -38,7 +36,8 @@ def main() -> int:
     parser.add_argument("run_a")
     parser.add_argument("run_b")
     args = parser.parse_args()
-    a, b = read_records(args.run_a), read_records(args.run_b)
+    run_a, run_b = read_run(args.run_a), read_run(args.run_b)
+    a, b = run_a.records, run_b.records
     experiment = a["experiment"].iloc[0]
     common = sorted(set(a.trial) & set(b.trial))
     if b["experiment"].iloc[0] != experiment or not common:
@@ -46,15 +45,15 @@ def main() -> int:
         return 2
     a, b = a[a.trial.isin(common)], b[b.trial.isin(common)]   # the trials both ran, paired
     print(f"{experiment}: trials {common}")
-    for name, path in (("A", args.run_a), ("B", args.run_b)):
-        config = json.loads((Path(path) / "config.json").read_text())["config"]
-        print(f"{name}: {path} (precision {config.get('precision', 'float32')}, device "
+    for name, run in (("A", run_a), ("B", run_b)):
+        config = run.config
+        print(f"{name}: {run.folder} (precision {config.get('precision', 'float32')}, device "
               f"{config['device']})")
     n = a.trial.nunique()
     worst = 0.0
     print("\n| learner | memorized A | memorized B | largest per-item abs(mean B - mean A) / SE |")
     print("| --- | --- | --- | --- |")
-    for profile in [p for p in a.profile.unique() if p in set(b.profile)]:   # learners of both
+    for profile in [p for p in a.learner.unique() if p in set(b.learner)]:   # learners of both
         perf_a, perf_b = per_trial(a, profile, "performance"), per_trial(b, profile, "performance")
         count_a = per_trial(a, profile, "memorized").sum(axis=1)
         count_b = per_trial(b, profile, "memorized").sum(axis=1)

@@ -98,12 +98,12 @@ def main() -> None:
         table, seconds = run(config, cls)
         tables[label] = table[table.presentation == table.presentation.max()]
         print(f"{label}: {seconds:.0f} s; S before the last item, layer 1: "
-              f"{scale_summary(Recording.last, len(config.profiles), config.profiles)}")
+              f"{scale_summary(Recording.last, len(config.learners), config.learner_names)}")
     a, b = tables["float32 S"], tables["bfloat16 S"]
     print(f"{'profile':14s} {'memorized per trial (float32 S)':34s} {'(bfloat16 S)':20s} "
           f"mean perf f32 / bf16   max |diff|")
-    for profile in config.profiles:
-        pa, pb = a[a.profile == profile], b[b.profile == profile]
+    for profile in config.learner_names:
+        pa, pb = a[a.learner == profile], b[b.learner == profile]
         ma = pa.groupby("trial")["memorized"].sum().tolist()
         mb = pb.groupby("trial")["memorized"].sum().tolist()
         diff = np.abs(pa["performance"].to_numpy() - pb["performance"].to_numpy()).max()

@@ -39,7 +39,7 @@ class SyntheticLab:
 
     def features(self, config, trials, progress=True):
         from metaplastic.data.two_digit import CLASSES
-        from metaplastic.engine import trial_classes
+        from metaplastic.trials import trial_classes
 
         def make(name, split, n):
             prototype = np.random.default_rng([CLASSES.index(name)]).normal(size=9216)

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from metaplastic import stats, tables
+from metaplastic.reader import read_run
+from metaplastic.results import RunFolderError
 
 PAPER = {"conventional": {"order": 0.82, "frequency": 0.25}, "hybrid": {"order": 0.10, "frequency": 0.92}}
 COLUMNS = ("first_position", "last_position", "mean_position", "frequency")
@@ -26,7 +27,7 @@ COLUMNS = ("first_position", "last_position", "mean_position", "frequency")
 
 def correlations(table: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
     out: dict[str, dict[str, list[float]]] = {}
-    for (profile, _), trial in table.groupby(["profile", "trial"], sort=False):
+    for (profile, _), trial in table.groupby(["learner", "trial"], sort=False):
         schedule = tables.item_schedule(trial)
         performance = tables.final_performance(trial).reindex(schedule.index).to_numpy()
         for column in COLUMNS:
@@ -37,13 +38,13 @@ def correlations(table: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", help="a frequency run folder (holds records.parquet)")
+    parser.add_argument("run_dir", help="a frequency run folder")
     args = parser.parse_args(argv)
-    path = Path(args.run_dir) / "records.parquet"
-    if not path.exists():
-        print(f"error: {path} not found; give a frequency run folder", file=sys.stderr)
+    try:
+        table = read_run(args.run_dir).records
+    except RunFolderError as error:
+        print(f"error: {error}; give a frequency run folder", file=sys.stderr)
         return 2
-    table = pd.read_parquet(path)
     trials = table["trial"].nunique()
     print(f"{args.run_dir}: {trials} trials; schedules: {', '.join(sorted(set(table['schedule'])))}")
     print(f"{'profile':<14}" + "".join(f"{c:>22}" for c in COLUMNS) + "   paper (order, frequency)")

@@ -26,7 +26,7 @@ from metaplastic.config import DEFAULT_BACKBONE, parse_setting
 from metaplastic.engine import run_trials
 from metaplastic.experiments import EXPERIMENTS, make_config
 from metaplastic.lab import Lab
-from metaplastic.results import summarize
+from metaplastic.summary import summarize
 
 
 def parse_grid(entries: list[str]) -> dict[str, list]:
@@ -67,10 +67,10 @@ def main() -> None:
         table = run_trials(config, lambda c, s, n, cached=cached: cached[(c, s)], trials)
         summary = summarize(table)
         parts = []
-        for profile, v in summary["profiles"].items():
+        for learner, v in summary["learners"].items():
             curve = " ".join(f"{p:.2f}" for p in v["final_performance_mean"])
             per_trial = ",".join(str(m) for m in v["memorized_per_trial"])
-            parts.append(f"{profile[:4]} {v['memorized_mean']:.1f} ({per_trial}) [{curve}]")
+            parts.append(f"{learner[:4]} {v['memorized_mean']:.1f} ({per_trial}) [{curve}]")
         label = " ".join(f"{k}={v}" for k, v in settings.items())
         print(f"{label} | " + " | ".join(parts) + f" | claims {verdicts(args.experiment, table)}"
               f" | {time.perf_counter() - start:.0f}s", flush=True)

@@ -43,7 +43,7 @@ def cost_key(name: str) -> float:
     if not learners.is_baseline(name):
         return 0.0
     learner = learners.parse(name)
-    return float(learner.buffer) if isinstance(learner, learners.Replay) else 0.0
+    return float(getattr(learner, "buffer", 0.0))
 
 
 def main() -> None:
@@ -65,9 +65,9 @@ def main() -> None:
     lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone="untrained")
     trials = list(range(args.trials))
     cached = lab.features(config, trials, progress=False)
-    timings: dict[str, float] = {}
+    costs: dict[str, dict] = {}
     start = time.perf_counter()
-    table = run_trials(config, lambda c, s, n: cached[(c, s)], trials, timings=timings)
+    table = run_trials(config, lambda c, s, n: cached[(c, s)], trials, costs=costs)
     seconds = time.perf_counter() - start
     if args.records:   # first, so that nothing below can lose the sweep
         table.to_parquet(args.records, index=False)
@@ -80,16 +80,16 @@ def main() -> None:
     print("| --- | --- | --- | --- | --- |")
     scores = {}
     for name in names:
-        rows = final[final.profile == name].groupby("trial")
+        rows = final[final.learner == name].groupby("trial")
         counts, gross = rows["memorized"].sum(), rows["performance"].sum()
         lowest = rows["performance"].min()
         scores[name] = (counts.mean(), gross.mean(), -cost_key(name))
         print(f"| {name} | {counts.mean():.1f} ({', '.join(str(int(c)) for c in counts)}) | "
-              f"{gross.mean():.2f} | {lowest.mean():.2f} | {timings[name]:.2f} |")
+              f"{gross.mean():.2f} | {lowest.mean():.2f} | {costs[name]['seconds_per_presentation']:.2f} |")
     print("\nchosen (most memorized, then gross memory, then cheaper):")
     for family in args.families.split(","):
         best = max(GRID[family], key=lambda name: scores[name])
-        print(f"  {family}: {best}  ({learners.describe(best)})")
+        print(f"  {family}: {best}  ({learners.parse(best).describe()})")
 
 
 if __name__ == "__main__":

@@ -1,49 +1,44 @@
 """A trial's numbers do not depend on which other trials share its stacked batch (CPU)."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from metaplastic import engine
-from metaplastic.experiments import make_config
-from tests.test_engine import synthetic_features
+from metaplastic import engine, trials
+from metaplastic.resources import CPU_MAX_NETWORKS, estimate_bytes, trial_batch_size
 
-COLUMNS = ["profile", "presentation", "item", "performance", "p_value", "memorized", "presented_item"]
+COLUMNS = ["learner", "presentation", "item", "performance", "p_value", "memorized", "presented_item"]
 
 
 @pytest.mark.parametrize("name", ["serial-position", "poisoning", "frequency"])
-def test_trial_alone_equals_trial_inside_a_batch(name):
-    config = make_config(name, "quick", trials=4, seed=1, items=5, width=16, train_per_class=20,
-                         test_per_class=6, epochs=1, batch_size=8, lr=0.05, alpha=20.0,
-                         feature_scale=1.0)
+def test_trial_alone_equals_trial_inside_a_batch(name, tiny_config, synthetic_features):
+    config = tiny_config(name, trials=4, seed=1, epochs=1)
     alone = engine.run_trials(config, synthetic_features, [3])
     batch = engine.run_trials(config, synthetic_features, [0, 1, 2, 3])
     inside = batch[batch.trial == 3].reset_index(drop=True)
-    assert alone[COLUMNS].equals(inside[COLUMNS])
+    assert len(alone) > 0 and alone[COLUMNS].equals(inside[COLUMNS])
     assert set(batch["trial"]) == {0, 1, 2, 3}
 
 
 # ------------------------------------------------------------------ trial batches in the lab
 
-def test_lab_trial_batches_give_the_records_of_trials_one_by_one(tmp_path):
+def test_lab_trial_batches_give_the_records_of_trials_one_by_one(tmp_path, tiny_config, fake_lab):
     from metaplastic.lab import run_experiment
-    from tests.test_engine import tiny_config
-    from tests.test_results import FakeLab
 
     config = tiny_config(trials=5)
-    one = run_experiment(config, FakeLab(), tmp_path / "one", progress=False, trial_batch=1)
-    three = run_experiment(config, FakeLab(), tmp_path / "three", progress=False, trial_batch=3)
+    one = run_experiment(config, fake_lab, tmp_path / "one", progress=False, trial_batch=1)
+    three = run_experiment(config, fake_lab, tmp_path / "three", progress=False, trial_batch=3)
     assert one.trained == three.trained == [0, 1, 2, 3, 4]
     pd.testing.assert_frame_equal(one.table, three.table)
 
 
-def test_a_kill_mid_batch_loses_that_batch_only_and_the_rerun_completes_it(tmp_path, monkeypatch):
+def test_a_kill_mid_batch_loses_that_batch_only_and_the_rerun_completes_it(tmp_path, monkeypatch,
+                                                                           tiny_config, fake_lab):
     from metaplastic import lab
-    from tests.test_engine import tiny_config
-    from tests.test_results import FakeLab
 
     config = tiny_config(trials=4)
     real = lab.run_trials
@@ -55,25 +50,23 @@ def test_a_kill_mid_batch_loses_that_batch_only_and_the_rerun_completes_it(tmp_p
 
     monkeypatch.setattr(lab, "run_trials", killed_in_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        lab.run_experiment(config, FakeLab(), tmp_path / "killed", progress=False, trial_batch=2)
+        lab.run_experiment(config, fake_lab, tmp_path / "killed", progress=False, trial_batch=2)
     (folder,) = (tmp_path / "killed").iterdir()
     assert sorted(p.name for p in (folder / "trials").glob("*.parquet")) == [
         "trial-000000.parquet", "trial-000001.parquet"]          # the first batch was saved
     monkeypatch.setattr(lab, "run_trials", real)
-    resumed = lab.run_experiment(config, FakeLab(), tmp_path / "killed", progress=False, trial_batch=2)
+    resumed = lab.run_experiment(config, fake_lab, tmp_path / "killed", progress=False, trial_batch=2)
     assert resumed.trained == [2, 3]
-    whole = lab.run_experiment(config, FakeLab(), tmp_path / "whole", progress=False, trial_batch=4)
+    whole = lab.run_experiment(config, fake_lab, tmp_path / "whole", progress=False, trial_batch=4)
     pd.testing.assert_frame_equal(resumed.table, whole.table)
 
 
-def test_trial_batch_size_follows_the_memory_budget():
-    from metaplastic.lab import CPU_MAX_NETWORKS, estimate_bytes, trial_batch_size
-    from tests.test_engine import tiny_config
-
+def test_trial_batch_size_follows_the_memory_budget(tiny_config):
     config = tiny_config(trials=50, learners="hybrid")            # one network per trial
     per_trial = estimate_bytes(config)["memory"]
     assert trial_batch_size(config, memory_budget=3.5 * per_trial) == 3
-    assert trial_batch_size(config, memory_budget=0.1 * per_trial) == 1      # at least one
+    with pytest.warns(UserWarning, match="less than one trial of serial-position needs"):
+        assert trial_batch_size(config, memory_budget=0.1 * per_trial) == 1      # at least one
     assert trial_batch_size(config, memory_budget=1e6 * per_trial) == CPU_MAX_NETWORKS
     assert trial_batch_size(tiny_config(trials=2), memory_budget=1e6 * per_trial) == 2   # the run's
     cuda = dataclasses.replace(config, device="cuda")             # no CPU cap on a GPU
@@ -81,31 +74,54 @@ def test_trial_batch_size_follows_the_memory_budget():
     assert estimate_bytes(config, trials=4)["memory"] == 4 * per_trial
 
 
-def test_runs_with_dropout_train_one_trial_at_a_time(tmp_path, monkeypatch):
+def test_a_memory_budget_below_one_trial_warns_and_trains_one_trial_at_a_time(tmp_path, monkeypatch,
+                                                                             tiny_config, fake_lab):
     from metaplastic import lab
-    from tests.test_engine import tiny_config
-    from tests.test_results import FakeLab
+
+    batches = []
+    real = lab.run_trials
+    monkeypatch.setattr(lab, "run_trials", lambda c, s, trials, **kw: batches.append(list(trials))
+                        or real(c, s, trials, **kw))
+    config = tiny_config(trials=3)
+    budget = estimate_bytes(config)["memory"] / 4
+    assert trial_batch_size(config, memory_budget=4 * budget) == 1         # exactly one trial fits
+    with pytest.warns(UserWarning) as warned:
+        result = lab.run_experiment(config, fake_lab, tmp_path, progress=False, memory_budget=budget)
+    (message,) = [str(w.message) for w in warned if "--memory-budget" in str(w.message)]
+    assert message.startswith(f"--memory-budget {budget / 2**30:.3g} GiB is less than one trial of "
+                              "serial-position needs (about ")
+    assert message.endswith("GiB): training one trial at a time")
+    assert batches == [[0], [1], [2]] and result.trained == [0, 1, 2]
+    # Two trials' worth of budget stacks two trials, silently.
+    batches.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lab.run_experiment(config, fake_lab, tmp_path / "two", progress=False, memory_budget=8 * budget)
+    assert batches == [[0, 1], [2]]
+
+
+def test_runs_with_dropout_train_one_trial_at_a_time(tmp_path, monkeypatch, tiny_config, fake_lab):
+    from metaplastic import lab
 
     batches = []
     real = lab.run_trials
     monkeypatch.setattr(lab, "run_trials", lambda c, s, trials, **kw: batches.append(list(trials))
                         or real(c, s, trials, **kw))
     config = dataclasses.replace(tiny_config(trials=2), dropout=0.2)
-    lab.run_experiment(config, FakeLab(), tmp_path, progress=False, trial_batch=2)
+    lab.run_experiment(config, fake_lab, tmp_path, progress=False, trial_batch=2)
     assert batches == [[0], [1]]
 
 
 # ------------------------------------------------------------------ features on the device
 
-def test_features_stay_float16_on_the_device_and_give_the_float32_records():
-    from tests.test_engine import tiny_config
-
+def test_features_stay_float16_on_the_device_and_give_the_float32_records(tiny_config,
+                                                                          synthetic_features):
     config = tiny_config(center_features=True)
-    trial = engine.prepare_trial(config, synthetic_features, 0)
+    trial = trials.prepare_trial(config, synthetic_features, 0)
     assert trial.train.dtype == trial.test.dtype == torch.float16   # the cache's precision
     assert trial.mean.dtype == torch.float32
     as_float32 = lambda name, split, n: synthetic_features(name, split, n).astype(np.float32)  # noqa: E731
-    assert engine.prepare_trial(config, as_float32, 0).train.dtype == torch.float32
+    assert trials.prepare_trial(config, as_float32, 0).train.dtype == torch.float32
     for centred in (True, False):
         config = tiny_config(center_features=centred)
         half = engine.run_trials(config, synthetic_features, [0, 1])
@@ -113,11 +129,9 @@ def test_features_stay_float16_on_the_device_and_give_the_float32_records():
         pd.testing.assert_frame_equal(half, full)    # casting per mini-batch = casting up front
 
 
-def test_normalisation_matches_the_whole_trial_normalised_at_once():
-    from tests.test_engine import tiny_config
-
+def test_normalisation_matches_the_whole_trial_normalised_at_once(tiny_config, synthetic_features):
     config = tiny_config(center_features=True, feature_scale=7.0)
-    trial = engine.prepare_trial(config, synthetic_features, 1)
+    trial = trials.prepare_trial(config, synthetic_features, 1)
     raw = trial.train.float().numpy()
     mean = raw.reshape(-1, raw.shape[-1]).mean(axis=0)
     expected = (raw - mean) * (7.0 / float((raw - mean).std()))
@@ -126,12 +140,10 @@ def test_normalisation_matches_the_whole_trial_normalised_at_once():
 
 # ------------------------------------------------------------------ precision
 
-def test_float64_runs_train_float64_networks_and_agree_with_float32():
-    from tests.test_engine import tiny_config
-
+def test_float64_runs_train_float64_networks_and_agree_with_float32(tiny_config, synthetic_features):
     config = tiny_config(precision="float64")
-    trials = [engine.prepare_trial(config, synthetic_features, t) for t in (0, 1)]
-    (group,) = engine.build_groups(config, trials)
+    prepared = [trials.prepare_trial(config, synthetic_features, t) for t in (0, 1)]
+    (group,) = engine.build_groups(config, prepared)
     assert all(w.dtype == torch.float64 for w in group.model.weights)
     double = engine.run_trials(config, synthetic_features, [0, 1])
     single = engine.run_trials(tiny_config(), synthetic_features, [0, 1])
@@ -139,9 +151,9 @@ def test_float64_runs_train_float64_networks_and_agree_with_float32():
     assert (double.performance - single.performance).abs().mean() < 0.02
 
 
-def test_bfloat16_runs_the_products_in_bfloat16_on_float32_weights(monkeypatch):
+def test_bfloat16_runs_the_products_in_bfloat16_on_float32_weights(monkeypatch, tiny_config,
+                                                                   synthetic_features):
     from metaplastic import learners
-    from tests.test_engine import tiny_config
 
     seen = []
     losses = learners.stacked_losses
@@ -163,12 +175,10 @@ def test_bfloat16_runs_the_products_in_bfloat16_on_float32_weights(monkeypatch):
     # Still learning (a stale bfloat16 copy of the weights would not): the item just shown is
     # known well above chance (0.25), by every profile.
     shown = half[half.presentation == half.item]
-    assert (shown.groupby("profile")["performance"].mean() > 0.5).all()
+    assert (shown.groupby("learner")["performance"].mean() > 0.5).all()
 
 
-def test_precision_is_checked_and_enters_the_identity_only_when_not_the_default():
-    from tests.test_engine import tiny_config
-
+def test_precision_is_checked_and_enters_the_identity_only_when_not_the_default(tiny_config):
     assert "precision" not in tiny_config().identity()           # earlier run folders keep names
     assert tiny_config(precision="float64").identity()["precision"] == "float64"
     with pytest.raises(ValueError, match="tf32 changes only the matrix products of a CUDA device"):

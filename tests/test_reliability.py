@@ -16,9 +16,8 @@ import torch
 from metaplastic import config as config_module
 from metaplastic.cli import main
 from metaplastic.lab import run_experiment
-from metaplastic.results import merge_trials, read_records, run_name
-from tests.test_engine import tiny_config
-from tests.test_results import FakeLab
+from metaplastic.reader import read_run
+from metaplastic.results import LOCK_LEASE_S, merge_trials, run_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 WRITER = ("import json, sys\n"
           "from metaplastic.lab import run_experiment\n"
-          "from tests.test_engine import tiny_config\n"
-          "from tests.test_results import FakeLab\n"
-          "result = run_experiment(tiny_config(trials=6), FakeLab(), sys.argv[1], progress=False)\n"
+          "from tests.conftest import FakeLab, make_tiny_config\n"
+          "result = run_experiment(make_tiny_config(trials=6), FakeLab(), sys.argv[1], progress=False)\n"
           "print(json.dumps(result.trained))\n")
 
 
-def test_two_processes_on_one_folder_train_every_trial_once(tmp_path):
+@pytest.mark.slow
+def test_two_processes_on_one_folder_train_every_trial_once(tmp_path, tiny_config, fake_lab):
     writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "shared")], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]
@@ -40,13 +39,14 @@ def test_two_processes_on_one_folder_train_every_trial_once(tmp_path):
     assert [w.returncode for w in writers] == [0, 0], [err[-2000:] for _, err in outputs]
     trained = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
     assert sorted(trained[0] + trained[1]) == list(range(6))    # every trial once, by one of them
-    single = run_experiment(tiny_config(trials=6), FakeLab(), tmp_path / "single", progress=False)
+    single = run_experiment(tiny_config(trials=6), fake_lab, tmp_path / "single", progress=False)
     (folder,) = (tmp_path / "shared").iterdir()
     pd.testing.assert_frame_equal(pd.read_parquet(folder / "records.parquet"), single.table)
     pd.testing.assert_frame_equal(merge_trials(folder / "trials"), single.table)
-    assert not list((folder / "claims").iterdir())               # both released what they held
+    assert (folder / "locks").is_dir() and not list((folder / "locks").iterdir())   # both released
 
 
+@pytest.mark.slow
 def test_kill_at_random_moments_resumes_to_identical_records(tmp_path):
     """scripts/kill_resume.py: 20 SIGKILLs at random moments, every round checked."""
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "kill_resume.py"), "--kills", "20",
@@ -58,13 +58,17 @@ def test_kill_at_random_moments_resumes_to_identical_records(tmp_path):
     assert done.stdout.count("records identical to the uninterrupted run: True") == int(kills[2])
 
 
-def _store(tmp_path, trials=2):
-    result = run_experiment(tiny_config(trials=trials), FakeLab(), tmp_path, progress=False)
-    return result.store, result.table
+@pytest.fixture
+def stored(tmp_path, tiny_config, fake_lab):
+    """``stored(folder, trials=2) -> (store, table)``: a tiny run trained into ``folder``."""
+    def train(folder=tmp_path, trials=2):
+        result = run_experiment(tiny_config(trials=trials), fake_lab, folder, progress=False)
+        return result.store, result.table
+    return train
 
 
-def test_a_second_copy_of_a_trial_is_dropped(tmp_path):
-    store, table = _store(tmp_path)
+def test_a_second_copy_of_a_trial_is_dropped(stored):
+    store, table = stored()
     rows = table[table.trial == 1]
     assert store.write_trial(1, rows.sample(frac=1, random_state=0), 1.0) is False   # same numbers
     changed = rows.assign(performance=rows.performance + 0.5)
@@ -73,45 +77,51 @@ def test_a_second_copy_of_a_trial_is_dropped(tmp_path):
     pd.testing.assert_frame_equal(store.records(), table)                # the first copy is kept
 
 
-def test_claims_of_dead_or_silent_writers_are_taken_over(tmp_path, monkeypatch):
-    store, _ = _store(tmp_path, trials=1)
+def test_locks_of_dead_or_silent_writers_are_taken_over(stored):
+    store, _ = stored(trials=1)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    holder = store.claims_dir / "trial-000005"
+    holder = store.locks_dir / "trial-000005"
     host = __import__("socket").gethostname()
     holder.write_text(json.dumps({"host": host, "pid": gone.pid}))
-    assert store.claim(5)                                   # its process is gone
+    assert store.lock(5)                                    # its process is gone
     holder.write_text(json.dumps({"host": host, "pid": os.getppid()}))
-    assert not store.claim(5)                               # a live writer holds it
+    assert not store.lock(5)                                # a live writer holds it
+    assert store.locked_by_others([4, 5, 6]) == [5]
     holder.write_text(json.dumps({"host": "elsewhere", "pid": 1}))
-    assert not store.claim(5)                               # another machine, refreshed just now
-    old = holder.stat().st_mtime - 2 * 600
+    assert not store.lock(5)                                # another machine, refreshed just now
+    old = holder.stat().st_mtime - 2 * LOCK_LEASE_S
     os.utime(holder, (old, old))
-    assert store.claim(5)                                   # not refreshed within the lease
+    assert store.locked_by_others([5]) == []
+    assert store.lock(5)                                    # not refreshed within the lease
+    assert json.loads(holder.read_text())["pid"] == os.getpid()
     store.release(5)
     assert not holder.exists()
 
 
-def test_damaged_trial_file_is_set_aside_and_trained_again(tmp_path):
-    store, table = _store(tmp_path)
+def test_damaged_trial_file_is_set_aside_and_trained_again(tmp_path, stored, tiny_config, fake_lab):
+    store, table = stored()
     store.trial_path(1).write_bytes(b"PAR1 not really")
     with pytest.warns(RuntimeWarning, match="damaged"):
-        again = run_experiment(tiny_config(trials=2), FakeLab(), tmp_path, progress=False)
+        again = run_experiment(tiny_config(trials=2), fake_lab, tmp_path, progress=False)
     assert again.trained == [1] and (store.trials_dir / "trial-000001.parquet.damaged").exists()
     pd.testing.assert_frame_equal(again.table, table)
 
 
-def test_merged_view_is_rebuilt_from_the_trial_files(tmp_path):
-    store, table = _store(tmp_path)
+def test_merged_view_is_rebuilt_from_the_trial_files(stored):
+    store, table = stored()
     store.records_path.unlink()                             # killed between a trial and the merge
-    pd.testing.assert_frame_equal(read_records(store.path), table)
-    assert store.records_path.exists()
+    pd.testing.assert_frame_equal(read_run(store.path).records, table)
+    assert not store.records_path.exists()                  # reading never writes into the folder
+    pd.testing.assert_frame_equal(store.refresh_view(), table)      # the store rebuilds it
+    pd.testing.assert_frame_equal(pd.read_parquet(store.records_path), table)
 
 
 # ------------------------------------------------------------------ identity from content
 
 
-def test_run_hash_ignores_paths_and_follows_the_protocol_version(tmp_path, shared_data, monkeypatch):
+def test_run_hash_ignores_paths_and_follows_the_protocol_version(tmp_path, shared_data, monkeypatch,
+                                                                  tiny_config):
     from metaplastic.lab import Lab
 
     weights = tmp_path / "alexnet.pth"
@@ -139,6 +149,7 @@ def test_run_hash_ignores_paths_and_follows_the_protocol_version(tmp_path, share
 # ------------------------------------------------------------------ Ray
 
 
+@pytest.mark.slow
 def test_ray_executor_gives_the_records_of_the_local_one(tmp_path, shared_data, capsys):
     pytest.importorskip("ray", reason="ray is not installed (pip install 'metaplastic[ray]')")
     argv = ["run", "serial-position", "--items", "3", "--trials", "3", "--width", "8",
@@ -279,20 +290,26 @@ def test_damaged_feature_cache_is_rebuilt(tmp_path, shared_data, capsys):
     pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "records.parquet"), expected)
 
 
-def test_bad_run_folders_for_plot_and_report(tmp_path, capsys):
-    store, _ = _store(tmp_path / "runs", trials=1)
-    garbage = tmp_path / "garbage"
+def test_bad_run_folders_for_plot_and_report(tmp_path, capsys, stored):
+    store, _ = stored(tmp_path / "runs", trials=1)
+    garbage = tmp_path / "garbage"            # a run folder's settings, its records damaged
     garbage.mkdir()
+    (garbage / "config.json").write_text((store.path / "config.json").read_text())
     (garbage / "records.parquet").write_text("not parquet")
-    foreign = tmp_path / "foreign"
+    foreign = tmp_path / "foreign"            # a run folder's settings, another program's table
     foreign.mkdir()
+    (foreign / "config.json").write_text((store.path / "config.json").read_text())
     pd.DataFrame({"x": [1]}).to_parquet(foreign / "records.parquet")
+    unset = tmp_path / "unset"                # records, but no settings
+    unset.mkdir()
+    (unset / "records.parquet").write_bytes(store.records_path.read_bytes())
     a_file = tmp_path / "file"
     a_file.write_text("x")
     cases = [(["plot", str(tmp_path / "absent")], "is not a run folder"),
              (["plot", str(a_file)], "is not a run folder"),
              (["plot", str(garbage)], "cannot be read"),
-             (["plot", str(foreign)], "is not a results table of this program"),
+             (["plot", str(foreign)], "does not hold a results table of this program (missing columns"),
+             (["plot", str(unset)], "config.json is missing or damaged"),
              (["report", str(garbage)], "cannot be read"),
              (["report", str(store.path), "--out", str(a_file)], "is a file; the report needs a folder")]
     for argv, message in cases:
@@ -306,4 +323,4 @@ def test_ray_unreachable_address_is_one_clear_line(tmp_path, shared_data, capsys
     argv = _cli(tmp_path, shared_data, "--data-dir", str(shared_data), "--cache-dir",
                 str(tmp_path / "cache"), "--executor", "ray",
                 "--address", "auto")
-    _one_clear_line(capsys, "cannot start or reach the Ray cluster at auto", main(argv))
+    _one_clear_line(capsys, "--address auto: no running Ray cluster found on this machine; ", main(argv))

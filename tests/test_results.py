@@ -5,50 +5,43 @@ import pytest
 
 from metaplastic import lab as lab_module
 from metaplastic.lab import run_experiment
+from metaplastic.reader import read_run
 from metaplastic.results import RunFolderError, RunStore
-from tests.test_engine import synthetic_features, tiny_config
+from metaplastic.summary import summarize
 
 
-class FakeLab:
-    """A Lab stand-in with synthetic features: the store and resume logic without a backbone."""
-
-    def frequency_schedules(self, config):
-        from metaplastic.lab import frequency_schedules
-        from tests.conftest import SHARED_DATA
-
-        return frequency_schedules(SHARED_DATA / "frequency_profiles.csv", config)
-
-    def provenance(self):
-        return {"backbone": {"weights": "synthetic"}, "mnist": {"source": "synthetic"}}
-
-    def features(self, config, trials, progress=True):
-        from metaplastic.engine import trial_classes
-
-        return {(c, s): synthetic_features(c, s, n) for t in trials for c in trial_classes(config, t)
-                for s, n in (("train", config.train_per_class), ("test", config.test_per_class))}
-
-
-def test_run_folder_contents(tmp_path):
+def test_run_folder_contents(tmp_path, tiny_config, fake_lab):
     config = tiny_config(trials=2)
-    result = run_experiment(config, FakeLab(), tmp_path, progress=False)
+    result = run_experiment(config, fake_lab, tmp_path, progress=False)
     folder = result.store.path
     assert folder.parent == tmp_path and folder.name.startswith("serial-position-quick-")
     saved = json.loads((folder / "config.json").read_text())
     assert saved["config"]["seed"] == 3 and saved["provenance"]["backbone"]["weights"] == "synthetic"
+    assert saved["config"]["learners"] == ["conventional", "stable", "hybrid"]
     assert "torch" in saved["versions"]
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["trials"] == [0, 1]
-    for profile in ("conventional", "stable", "hybrid"):
-        entry = summary["profiles"][profile]
-        assert len(entry["final_performance_mean"]) == 4 and len(entry["final_performance_sd"]) == 4
-        assert 0 <= entry["memorized_mean"] <= 4 and entry["memorized_sd"] >= 0
+    assert summary["trials"] == [0, 1] and summary["seconds"] > 0
+    assert set(summary["learners"]) == {"conventional", "stable", "hybrid"}
+    for learner, entry in summary["learners"].items():
+        final = result.table[(result.table.learner == learner) & (result.table.presentation == 4)]
+        counts = final.groupby("trial")["memorized"].sum()
+        assert entry["memorized_per_trial"] == counts.tolist()
+        assert entry["memorized_mean"] == pytest.approx(counts.mean())
+        assert entry["memorized_sd"] == pytest.approx(counts.std(ddof=1))
+        by_item = final.groupby("item")["performance"]
+        assert entry["final_performance_mean"] == pytest.approx(by_item.mean().tolist())
+        assert entry["final_performance_sd"] == pytest.approx(by_item.std(ddof=1).tolist())
     table = pd.read_parquet(folder / "records.parquet")
     assert set(table["trial"]) == {0, 1}
+    pd.testing.assert_frame_equal(read_run(folder).records, table)
+    assert sorted(p.name for p in (folder / "trials").iterdir()) == [
+        "trial-000000.json", "trial-000000.parquet", "trial-000001.json", "trial-000001.parquet"]
+    assert (folder / "locks").is_dir() and not list((folder / "locks").iterdir())   # released
 
 
-def test_resume_after_a_kill_gives_the_same_table(tmp_path, monkeypatch):
+def test_resume_after_a_kill_gives_the_same_table(tmp_path, monkeypatch, tiny_config, fake_lab):
     config = tiny_config(trials=3)
-    whole = run_experiment(config, FakeLab(), tmp_path / "whole", progress=False).table
+    whole = run_experiment(config, fake_lab, tmp_path / "whole", progress=False).table
 
     real = lab_module.run_trials
     calls = []
@@ -61,25 +54,26 @@ def test_resume_after_a_kill_gives_the_same_table(tmp_path, monkeypatch):
 
     monkeypatch.setattr(lab_module, "run_trials", killed_on_second_trial)
     with pytest.raises(KeyboardInterrupt):   # one trial per batch here (batches: test_batching.py)
-        run_experiment(config, FakeLab(), tmp_path / "killed", progress=False, trial_batch=1)
-    store = RunStore(tmp_path / "killed", config, FakeLab().provenance())
+        run_experiment(config, fake_lab, tmp_path / "killed", progress=False, trial_batch=1)
+    store = RunStore(tmp_path / "killed", config, fake_lab.provenance())
     assert store.finished_trials() == {0}                   # trial 0 saved, nothing half-written
-    assert not list(store.path.glob(".records-*"))
+    assert not list(store.path.rglob(".*"))                 # no temporary file left behind
+    assert not list(store.locks_dir.iterdir())              # the killed trial's lock released
     monkeypatch.setattr(lab_module, "run_trials", real)
-    resumed = run_experiment(config, FakeLab(), tmp_path / "killed", progress=False)
+    resumed = run_experiment(config, fake_lab, tmp_path / "killed", progress=False)
     assert resumed.trained == [1, 2]
     pd.testing.assert_frame_equal(resumed.table, whole)
 
 
-def test_more_trials_extend_the_same_folder(tmp_path):
-    first = run_experiment(tiny_config(trials=1), FakeLab(), tmp_path, progress=False)
-    second = run_experiment(tiny_config(trials=2), FakeLab(), tmp_path, progress=False)
+def test_more_trials_extend_the_same_folder(tmp_path, tiny_config, fake_lab):
+    first = run_experiment(tiny_config(trials=1), fake_lab, tmp_path, progress=False)
+    second = run_experiment(tiny_config(trials=2), fake_lab, tmp_path, progress=False)
     assert first.store.path == second.store.path and second.trained == [1]
-    other = run_experiment(tiny_config(trials=1, lr=0.01), FakeLab(), tmp_path, progress=False)
+    other = run_experiment(tiny_config(trials=1, lr=0.01), fake_lab, tmp_path, progress=False)
     assert other.store.path != first.store.path
 
 
-def test_unwritable_out_dir(tmp_path):
+def test_unwritable_out_dir(tmp_path, tiny_config):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(RunFolderError, match="choose another --out"):
@@ -106,18 +100,18 @@ def test_frequency_schedule_source_is_resolved_and_recorded(tmp_path, shared_dat
     assert frequency_schedules(shared_data / "frequency_profiles.csv", asked)[0] is None
 
 
-def test_summary_is_strict_json_when_a_comparison_has_no_spread(tmp_path):
+def test_summary_is_strict_json_when_a_comparison_has_no_spread(tmp_path, tiny_config):
     # Every hybrid trial keeps all 4 items, every conventional trial 1: both samples constant,
     # t is infinite. summary.json must still be JSON that strict readers accept.
     rows = []
     for trial in (0, 1, 2):
-        for profile, kept in (("hybrid", 4), ("conventional", 1)):
+        for learner, kept in (("hybrid", 4), ("conventional", 1)):
             for item in range(1, 5):
-                rows.append(dict(profile=profile, trial=trial, seed=0, presentation=4, item=item,
+                rows.append(dict(learner=learner, trial=trial, seed=0, presentation=4, item=item,
                                  n_items=4, performance=0.9 if item <= kept else 0.2,
                                  memorized=item <= kept))
     store = RunStore(tmp_path / "runs", tiny_config(), {})
-    store.write_summary(pd.DataFrame(rows), seconds=1.0)
+    written = store.write_summary(summarize(pd.DataFrame(rows)))
 
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
@@ -125,3 +119,5 @@ def test_summary_is_strict_json_when_a_comparison_has_no_spread(tmp_path):
     summary = json.loads((store.path / "summary.json").read_text(), parse_constant=refuse)
     comparison = summary["comparisons"]["memorized hybrid vs conventional"]
     assert comparison["t"] is None and comparison["p"] == 0.0 and "no spread" in comparison["note"]
+    assert summary == written and summary["seconds"] == 0.0            # no trial trained here
+    assert summary["learners"]["hybrid"]["memorized_per_trial"] == [4, 4, 4]

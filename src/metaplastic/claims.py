@@ -225,7 +225,7 @@ def inconclusive(why: str) -> Measured:
 
 def _gap(table: pd.DataFrame, profiles: Sequence[str], min_items: int = 3) -> Measured | None:
     """Why a claim cannot be judged on this table, if it cannot."""
-    absent = [p for p in profiles if p not in set(table["profile"])]
+    absent = [p for p in profiles if p not in set(table["learner"])]
     if absent:
         return inconclusive(f"profile(s) {', '.join(absent)} not in this run")
     if tables.n_items(table) < min_items:
@@ -235,7 +235,7 @@ def _gap(table: pd.DataFrame, profiles: Sequence[str], min_items: int = 3) -> Me
 
 
 def _trials(table: pd.DataFrame, profiles: Sequence[str]) -> int:
-    return min(table[table.profile == p]["trial"].nunique() for p in profiles)
+    return min(table[table.learner == p]["trial"].nunique() for p in profiles)
 
 
 def _first(n: int, fraction: float) -> list[int]:
@@ -512,7 +512,7 @@ def smaller_range(better: str, worse: str) -> Callable:
 def _correlations(table: pd.DataFrame, profile: str, column: str) -> tuple[np.ndarray, np.ndarray]:
     """Per trial: Spearman (rho, p) of final performance with an item-schedule column."""
     rhos, ps = [], []
-    for _, trial in table[table.profile == profile].groupby("trial"):
+    for _, trial in table[table.learner == profile].groupby("trial"):
         schedule = tables.item_schedule(trial)
         performance = tables.final_performance(trial).reindex(schedule.index)
         rho, p = stats.spearman(schedule[column].to_numpy(), performance.to_numpy())

@@ -8,7 +8,7 @@ loss only reaches its own slice.
 Why ``[B, in, out]`` and not ``torch.nn.Linear``'s ``[out, in]``: on the CPU,
 the backward pass of ``bmm(x, W.transpose(1, 2))`` produces a transposed
 gradient that is copied on every step; storing ``W^T`` made a training
-step about a third faster (benchmarks/bench_engine.py, docs/benchmarks.md).
+step about a third faster (benchmarks/bench_engine.py; docs/history.md, "The engine").
 The rule is elementwise, so the layout does not matter to the optimizer.
 """
 
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 
 def glorot_normal(out_features: int, in_features: int, generator: torch.Generator) -> torch.Tensor:
-    """Glorot (Xavier) normal init: std = sqrt(2 / (fan_in + fan_out)) (protocol.md section 3)."""
+    """Glorot (Xavier) normal init: std = sqrt(2 / (fan_in + fan_out)) (docs/protocol.md section 3)."""
     std = math.sqrt(2.0 / (in_features + out_features))
     return torch.randn(out_features, in_features, generator=generator) * std
 

@@ -8,8 +8,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from metaplastic.config import DEFAULT_BACKBONE, FREQUENCY_SCHEDULE_SOURCES, MAX_SEED, PRECISIONS
-from metaplastic.experiments import EXPERIMENTS, SCALES, make_config
+try:
+    from metaplastic import learners
+    from metaplastic.config import DEFAULT_BACKBONE, FREQUENCY_SCHEDULE_SOURCES, MAX_SEED, PRECISIONS
+    from metaplastic.experiments import BASELINES, EXPERIMENTS, SCALES, make_config
+    _MISSING_LAB = None
+except ModuleNotFoundError as _error:   # the optimizer alone installed: the lab's extra is missing
+    _MISSING_LAB = _error.name
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,12 +56,16 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{name}", type=kind, help=f"{text} (default: the scale's)")
     run.add_argument("--learners",
                      help="comma-separated learners to train instead of the experiment's profiles: "
-                          "profiles (hybrid, conventional, stable, sgd) and baselines (ewc, si, "
-                          "replay, meta-adam; settings as in ewc:lam=1e4,decay=1); 'baselines' "
-                          "stands for hybrid,conventional,ewc,si,replay,meta-adam (docs/baselines.md)")
+                          "profiles (hybrid, conventional, stable, sgd) and baselines ("
+                          + "; ".join(f"{name}: {method.summary}"
+                                      for name, method in learners.FAMILIES.items())
+                          + "; settings as in ewc:lam=1e4,decay=1); 'baselines' stands for "
+                          + ",".join(BASELINES) + " (docs/baselines.md)")
     run.add_argument("--center-features", choices=("on", "off"),
                      help="subtract the trial's mean training feature before scaling (default: "
-                          "the scale's; quick: on, paper: off)")
+                          "the scale's: " + ", ".join(
+                              f"{s.name}: {'on' if s.center_features else 'off'}"
+                              for s in SCALES.values()) + ")")
 
     reproduce = commands.add_parser(
         "reproduce", help="run every experiment of the paper, then write the report",
@@ -123,19 +132,25 @@ def _add_run_options(command) -> None:
                               "machine's memory on the CPU, 80%% of the GPU's free memory)")
     command.add_argument("--quiet", action="store_true", help="no progress bars")
     command.add_argument("--executor", choices=("local", "ray"), default="local",
-                         help="where trials run: in this process (local) or as Ray tasks, one per trial, "
-                              "each writing into the run folder (needs metaplastic[ray]; docs/cluster.md) "
-                              "(default: local)")
+                         help="where trials run: in this process (local) or as Ray tasks, one per trial "
+                              "batch (--trial-batch), each writing into the run folder (needs "
+                              "metaplastic[ray]; docs/cluster.md) (default: local)")
     command.add_argument("--address", help="--executor ray: the Ray cluster to join (auto, HOST:PORT or "
-                                           "ray://HOST:PORT); default: start a local cluster")
+                                           "ray://HOST:PORT; one that does not answer within 10 s is "
+                                           "an error); default: start a local cluster")
     command.add_argument("--workers", type=int, help="--executor ray without --address: CPUs of the local "
-                                                     "cluster, i.e. trials at once (default: all cores)")
+                                                     "cluster, i.e. trial batches at once (default: all "
+                                                     "cores)")
     command.add_argument("--gpus-per-task", type=float,
                          help="--executor ray with --device cuda: GPU share of one trial, in (0, 1] "
                               "(default 1)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    if _MISSING_LAB is not None:
+        return _fail(f"the laboratory needs packages that are not installed ({_MISSING_LAB} is "
+                     "missing): pip install 'metaplastic[lab]'. The optimizer alone needs only "
+                     "torch: from metaplastic import MetaplasticSGD")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -207,7 +222,8 @@ def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | 
     from metaplastic.engine import TrainingDiverged
     from metaplastic.executors import ExecutorError, make_executor
     from metaplastic.features import BackboneError, CacheError
-    from metaplastic.lab import Lab, ResourceError, check_resources, run_experiment
+    from metaplastic.lab import Lab, run_experiment
+    from metaplastic.resources import ResourceError, check_resources
     from metaplastic.results import RunFolderError
 
     try:
@@ -253,13 +269,15 @@ def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | 
 
 def _plot(args) -> int:
     from metaplastic.plots import plot_run
-    from metaplastic.results import RunFolderError, read_records
+    from metaplastic.results import RunFolderError
 
     try:
-        read_records(args.run_dir)   # checks the folder, and rebuilds records.parquet from its trials
+        paths = plot_run(args.run_dir)
     except RunFolderError as error:
         return _fail(str(error))
-    for path in plot_run(args.run_dir):
+    except OSError as error:
+        return _fail(f"cannot write the figures into {args.run_dir} ({error.strerror or error})")
+    for path in paths:
         print(path)
     return 0
 
@@ -294,17 +312,14 @@ def _samples(args) -> int:
 
 def _report_command(args) -> int:
     from metaplastic.report import write_report
-    from metaplastic.results import RunFolderError, read_records
+    from metaplastic.results import RunFolderError
 
-    try:
-        for folder in args.run_dirs:
-            read_records(folder)   # checks it, and rebuilds records.parquet from its trials
-    except RunFolderError as error:
-        return _fail(str(error))
     if Path(args.out).exists() and not Path(args.out).is_dir():
         return _fail(f"--out {args.out} is a file; the report needs a folder")
     try:
         md, page = write_report(args.run_dirs, args.out)
+    except RunFolderError as error:
+        return _fail(str(error))
     except OSError as error:
         return _fail(f"cannot write the report into {args.out} ({error.strerror or error})")
     print(f"report: {md} and {page}")
@@ -320,9 +335,9 @@ def _report(result) -> None:
     print(f"{result.store.config.experiment}: run folder {result.store.path}")
     print(f"trained {len(result.trained)} new trial(s) in {result.seconds:.0f} s; "
           f"{len(summary.get('trials', []))} trial(s) in the folder")
-    for profile, values in summary.get("profiles", {}).items():
+    for learner, values in summary.get("learners", {}).items():
         performance = " ".join(f"{v:.2f}" for v in values["final_performance_mean"])
-        print(f"  {profile:<14} memorized {values['memorized_mean']:.1f} +- {values['memorized_sd']:.1f}"
+        print(f"  {learner:<14} memorized {values['memorized_mean']:.1f} +- {values['memorized_sd']:.1f}"
               f" of {summary['n_items']}   final performance by item: {performance}")
     if summary.get("comparisons"):
         print("  " + json.dumps(summary["comparisons"]))

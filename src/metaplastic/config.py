@@ -1,8 +1,9 @@
 """The typed, frozen run configuration and the scale presets.
 
-This module imports nothing of the package above it (only the list of classes): the engine, the results
-store and the registry of experiments all read a :class:`RunConfig`, and none
-of them is needed to build or check one.
+This module imports nothing of the package above it (only the list of classes and the profile
+protocol): the engine, the results store and the registry of experiments all read a
+:class:`RunConfig`, and none of them is needed to build or check one. Its learners are objects,
+resolved once from their names by :func:`metaplastic.experiments.make_config`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from metaplastic.data.two_digit import CLASSES
 
@@ -66,15 +68,38 @@ class Scale:
 
 SCALES: dict[str, Scale] = {
     s.name: s for s in [
-        Scale("paper", "the reference implementation's sizes and alpha (protocol.md), lr and "
+        Scale("paper", "the reference implementation's sizes and alpha (docs/protocol.md), lr and "
               "centring calibrated on the Table S1 features; for a GPU",
               width=4096, train_per_class=2000, test_per_class=1000, epochs=5, batch_size=1024,
               lr=2e-4, alpha=4e5, feature_scale=10.0, trials=100, center_features=True),
-        Scale("quick", "reduced sizes that run on a 2-core CPU in about 10 minutes",
+        Scale("quick", "reduced sizes for a 2-core CPU: the whole reproduction (every "
+              "experiment) in about 24 minutes (docs/results-quick.md)",
               width=512, train_per_class=300, test_per_class=100, epochs=5, batch_size=64,
               lr=1e-4, alpha=3e4, feature_scale=10.0, trials=5, center_features=True),
     ]
 }
+
+
+@dataclass(frozen=True)
+class Learner:
+    """What one stacked network is trained as, resolved from its name once.
+
+    ``method`` is a flexibility profile (``family == "profile"``, trained by MetaplasticSGD) or a
+    baseline method's settings (:class:`metaplastic.learners.base.Method`, ``family`` its name:
+    ``ewc``, ``si``, ...). ``name`` is how the records, figures and report call it.
+    """
+
+    name: str
+    method: Any
+    family: str = "profile"
+
+    @property
+    def is_profile(self) -> bool:
+        return self.family == "profile"
+
+    def describe(self) -> str:
+        """A baseline's every setting, spelled out for the run's record: ``ewc = ewc:lam=100,...``."""
+        return f"{self.name} = {self.method.describe()}"
 
 
 @dataclass(frozen=True)
@@ -86,7 +111,7 @@ class RunConfig:
     items: int
     trials: int
     seed: int
-    profiles: tuple[str, ...]
+    learners: tuple[Learner, ...]
     width: int
     train_per_class: int
     test_per_class: int
@@ -101,9 +126,6 @@ class RunConfig:
     dataset_seed: int = 0
     dropout: float = 0.0
     frequency_schedules: str = "published"   # frequency experiment: "published" or "generated"
-    #: Every setting of the baseline learners among ``profiles`` ("ewc = ewc:lam=...,decay=..."),
-    #: spelled out (metaplastic.learners.describe); empty when every learner is a profile.
-    learner_settings: tuple[str, ...] = ()
     precision: str = "float32"               # see PRECISIONS
 
     #: Settings that do not change any number a trial produces: left out of the run's identity,
@@ -115,9 +137,27 @@ class RunConfig:
     #: are left out of the identity, so earlier run folders keep their names (and resume).
     LATER_SETTINGS = {"learner_settings": (), "precision": "float32"}
 
+    @property
+    def learner_names(self) -> tuple[str, ...]:
+        return tuple(learner.name for learner in self.learners)
+
+    @property
+    def profile_learners(self) -> tuple[Learner, ...]:
+        """The learners that are flexibility profiles, in the run's order."""
+        return tuple(learner for learner in self.learners if learner.is_profile)
+
+    @property
+    def learner_settings(self) -> tuple[str, ...]:
+        """Every setting of the run's baselines, spelled out; empty when all are profiles."""
+        return tuple(learner.describe() for learner in self.learners if not learner.is_profile)
+
     def identity(self) -> dict:
-        return {k: v for k, v in dataclasses.asdict(self).items()
-                if k not in self.NOT_IDENTITY
+        """The settings that change a trial's numbers. Learners enter by name under the key
+        ``profiles`` and their settings under ``learner_settings``, the keys of the folders
+        written before learners were objects, so those folders keep their names (and resume)."""
+        values = self.to_dict()
+        values["profiles"] = values.pop("learners")
+        return {k: v for k, v in values.items() if k not in self.NOT_IDENTITY
                 and not (k in self.LATER_SETTINGS and v == self.LATER_SETTINGS[k])}
 
     def run_hash(self, provenance: dict) -> str:
@@ -126,7 +166,10 @@ class RunConfig:
         return hashlib.sha256(text.encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain data, for config.json: learners by name, baselines' settings spelled out."""
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values.update(learners=self.learner_names, learner_settings=self.learner_settings)
+        return values
 
 
 #: How a yes/no setting may be written on a command line.

@@ -1,7 +1,8 @@
 """The continual-learning engine: train stacked networks on a sequence, test after each item.
 
 One call of :func:`run_trials` trains every network of the given trials
-(profiles x trials, stacked into one :class:`~metaplastic.classifier.StackedMLP`)
+(profiles x trials, stacked into one :class:`~metaplastic.classifier.StackedMLP`;
+a trial's data comes from :mod:`metaplastic.trials`)
 with the library's :class:`~metaplastic.MetaplasticSGD`: the engine holds no
 copy of the rule, it only calls ``consolidate()`` at every item boundary.
 Baseline learners (EWC, SI, replay, metaplastic Adam: :mod:`metaplastic.learners`)
@@ -15,9 +16,7 @@ numbers on the CPU.
 
 from __future__ import annotations
 
-import dataclasses
 import time
-import zlib
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -29,134 +28,15 @@ import torch
 from metaplastic import learners, protocol, stats
 from metaplastic._memory import release_freed_memory
 from metaplastic.classifier import StackedMLP
-from metaplastic.config import RunConfig
-from metaplastic.data.two_digit import CLASSES
-from metaplastic.experiments import EXPERIMENTS, SequenceRequest, is_profile, learner_object
+from metaplastic.config import Learner, RunConfig
 from metaplastic.features import FEATURE_DIM
 from metaplastic.optim import MetaplasticSGD
-
-#: The record schema is a contract: columns are added, never renamed. ``schedule`` names the
-#: frequency schedule a trial used ("published row 3", "generated"); empty for other sequences.
-RECORD_COLUMNS = ["experiment", "profile", "trial", "seed", "presentation", "item", "item_class",
-                  "performance", "p_value", "memorized", "presented_item", "poisoned", "n_items",
-                  "schedule"]
-
-#: Published frequency schedules handed to the engine: ``(csv row, order)`` pairs.
-Schedules = tuple[tuple[int, list[int]], ...]
+from metaplastic.records import RECORD_COLUMNS
+from metaplastic.trials import FeatureSource, Inputs, Schedules, Trial, derive_seed, prepare_trial
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the network and the settings."""
-
-
-def derive_seed(*parts: int | str) -> int:
-    """A 63-bit seed from (run seed, trial, purpose...): independent streams per purpose."""
-    words = [p if isinstance(p, int) else zlib.crc32(p.encode()) for p in parts]
-    return int(np.random.SeedSequence(words).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
-@dataclass
-class Trial:
-    """The data of one trial: its item classes, presentations and features.
-
-    The features stay as the source gives them (the cache's float16) on the device, and are
-    normalised a mini-batch at a time (:meth:`normalise`): a trial's features take half the
-    memory and are never copied from the host again after :func:`prepare_trial`.
-    """
-
-    index: int
-    classes: list[str]
-    presentations: list[protocol.Presentation]
-    schedule: str               # which schedule built the sequence (frequency experiment)
-    train: torch.Tensor         # [items, positives, 9216], raw (the source's precision)
-    test: torch.Tensor          # [items * test_per_class, 9216], raw
-    test_labels: np.ndarray     # item index of each test row
-    rng: np.random.Generator    # task sets and mini-batch order
-    mean: torch.Tensor | None = None   # [9216] float32, subtracted first (``center_features``)
-    scale: float = 1.0                 # then multiplied by this
-
-    def normalise(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """Raw features of this trial -> the network's input (:func:`normalisation`)."""
-        return normalise(x, self.mean, torch.tensor(self.scale, dtype=torch.float32), dtype)
-
-
-def normalise(x: torch.Tensor, mean: torch.Tensor | None, scale: torch.Tensor,
-              dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """``(x - mean) * scale`` in float32, then cast to ``dtype``; ``mean`` and ``scale`` broadcast.
-
-    Done in float32 whatever ``dtype`` is, exactly as :func:`normalisation` measured them, so a
-    float64 run sees the float32 run's inputs (only its training arithmetic differs). In place on
-    one new float32 tensor (``x`` itself is never changed): one allocation per call, not three.
-    """
-    out = x.to(torch.float32, copy=True)
-    if mean is not None:
-        out.sub_(mean)
-    return out.mul_(scale.to(out.device)).to(dtype)
-
-
-FeatureSource = Callable[[str, str, int], np.ndarray]   # (class, split, n) -> [n, 9216]
-
-
-def build_sequence(config: RunConfig, index: int, rng: np.random.Generator,
-                   schedules: Schedules | None = None) -> tuple[list[protocol.Presentation], str]:
-    """The trial's presentations, from its experiment's sequence builder (the registry)."""
-    request = SequenceRequest(config.items, index, rng, schedules)
-    return EXPERIMENTS[config.experiment].sequence(request)
-
-
-def trial_classes(config: RunConfig, index: int) -> list[str]:
-    """The item sequence of a trial: ``items`` distinct classes drawn from the 45."""
-    rng = np.random.default_rng(derive_seed(config.seed, index, "classes"))
-    return [CLASSES[c] for c in rng.choice(len(CLASSES), size=config.items, replace=False)]
-
-
-def prepare_trial(config: RunConfig, features: FeatureSource, index: int,
-                  schedules: Schedules | None = None) -> Trial:
-    rng = np.random.default_rng(derive_seed(config.seed, index, "trial"))
-    classes = trial_classes(config, index)
-    presentations, schedule = build_sequence(config, index, rng, schedules)
-    train = np.stack([np.asarray(features(c, "train", config.train_per_class)) for c in classes])
-    test = np.concatenate([np.asarray(features(c, "test", config.test_per_class)) for c in classes])
-    mean, scale = normalisation(config, train)
-    kept = np.float16 if train.dtype == np.float16 and test.dtype == np.float16 else np.float32
-    device = torch.device(config.device)
-    return Trial(index, classes, presentations, schedule,
-                 torch.from_numpy(train.astype(kept)).to(device),
-                 torch.from_numpy(test.astype(kept)).to(device),
-                 np.repeat(np.arange(config.items), config.test_per_class), rng,
-                 None if mean is None else torch.from_numpy(mean).to(device), scale)
-
-
-def normalisation(config: RunConfig, train: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """How a trial's features are brought to a fixed size (protocol.md section 7: the feature
-    scale): the mean to subtract (or None) and the factor to multiply by.
-
-    Statistics come from the trial's own training features only, so a trial
-    re-run alone normalises identically. Optionally the mean training feature
-    vector is subtracted first (``center_features``): pool5 activations are
-    all non-negative, and with an untrained backbone their common component
-    dominates every image. Computed once per trial, in float32, on the host.
-    """
-    train = train.astype(np.float32).reshape(-1, train.shape[-1])
-    mean = None
-    if config.center_features:
-        mean = train.mean(axis=0)
-        train = train - mean
-    return mean, config.feature_scale / float(train.std())
-
-
-class Inputs:
-    """Normalisation of the stacked trials' raw features ``[T, n, 9216]``, a slice at a time."""
-
-    def __init__(self, trials: list[Trial], dtype: torch.dtype):
-        device = trials[0].train.device
-        self.mean = None if trials[0].mean is None else torch.stack([t.mean for t in trials])[:, None]
-        self.scale = torch.tensor([t.scale for t in trials], dtype=torch.float32,
-                                  device=device)[:, None, None]
-        self.dtype = dtype
-
-    def __call__(self, raw: torch.Tensor) -> torch.Tensor:
-        return normalise(raw, self.mean, self.scale, self.dtype)
 
 
 def run_dtype(config: RunConfig) -> torch.dtype:
@@ -191,19 +71,14 @@ def forward_precision(config: RunConfig):
     return torch.autocast(torch.device(config.device).type, dtype=torch.bfloat16)
 
 
-def profile_learners(config: RunConfig) -> list[str]:
-    """The learners of a run that are flexibility profiles, in the run's order."""
-    return [name for name in config.profiles if is_profile(config.experiment, name)]
-
-
 def _init_generators(config: RunConfig, trials: list[Trial]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(derive_seed(config.seed, t.index, "init")) for t in trials]
 
 
 def build_networks(config: RunConfig, trials: list[Trial],
-                   profiles: list[str] | None = None) -> tuple[StackedMLP, MetaplasticSGD]:
+                   profiles: tuple[Learner, ...] | None = None) -> tuple[StackedMLP, MetaplasticSGD]:
     """One stacked model for profiles x trials and its optimizer with per-network flexibility."""
-    profiles = profile_learners(config) if profiles is None else profiles
+    profiles = config.profile_learners if profiles is None else profiles
     n_profiles = len(profiles)
     owner = [k // n_profiles for k in range(len(trials) * n_profiles)]
     widths = [FEATURE_DIM, config.width, config.width, config.items]
@@ -212,9 +87,8 @@ def build_networks(config: RunConfig, trials: list[Trial],
     groups = []
     for layer, weight in enumerate(model.weights):
         flexibility = torch.stack([
-            learner_object(config.experiment, profile).sample(
-                weight.shape[1:], torch.Generator().manual_seed(
-                    derive_seed(config.seed, trial.index, "flexibility", profile, layer)))
+            profile.method.sample(weight.shape[1:], torch.Generator().manual_seed(
+                derive_seed(config.seed, trial.index, "flexibility", profile.name, layer)))
             for trial in trials for profile in profiles])
         groups.append({"params": [weight], "flexibility": flexibility})
     groups.append({"params": list(model.biases), "scaled": False})  # biases: plain rate (paper)
@@ -227,7 +101,7 @@ class Group:
     """The stacked networks of one learner family: every profile in one model trained by
     MetaplasticSGD, each baseline learner in its own model; one network per (trial, learner)."""
 
-    learners: list[str]          # the learners of a trial's networks, in network order
+    learners: list[str]          # the names of a trial's networks' learners, in network order
     model: StackedMLP
     trainer: learners.Trainer
     step_seconds: float = 0.0    # mini-batch work (composition, forward, backward, update)
@@ -244,21 +118,21 @@ def build_groups(config: RunConfig, trials: list[Trial]) -> list[Group]:
     stacked model per baseline learner. Every network of a trial starts from that trial's initial
     weights; replay draws from generators of its own, seeded by (run seed, trial, learner)."""
     groups = []
-    profiles = profile_learners(config)
+    profiles = config.profile_learners
     if profiles:
         model, optimizer = build_networks(config, trials, profiles)
-        groups.append(Group(profiles, model, learners.MetaplasticTrainer(optimizer)))
+        groups.append(Group([p.name for p in profiles], model, learners.MetaplasticTrainer(optimizer)))
     widths = [FEATURE_DIM, config.width, config.width, config.items]
-    for name in config.profiles:
-        if name in profiles:
+    for learner in config.learners:
+        if learner.is_profile:
             continue
         model = StackedMLP(widths, _init_generators(config, trials), list(range(len(trials))),
                            dropout=config.dropout).to(config.device, run_dtype(config))
-        generators = [np.random.default_rng(derive_seed(config.seed, t.index, "replay", name))
+        generators = [np.random.default_rng(derive_seed(config.seed, t.index, "replay", learner.name))
                       for t in trials]
-        trainer = learners.make_trainer(name, model, lr=config.lr, batch_size=config.batch_size,
-                                        generators=generators)
-        groups.append(Group([name], model, trainer))
+        trainer = learner.method.trainer(model, lr=config.lr, batch_size=config.batch_size,
+                                         generators=generators)
+        groups.append(Group([learner.name], model, trainer))
     return groups
 
 
@@ -276,13 +150,12 @@ def per_network(x: torch.Tensor, per_trial: int) -> torch.Tensor:
 def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[int],
                on_presentation: Callable[[int, int], None] | None = None,
                schedules: Schedules | None = None,
-               timings: dict[str, float] | None = None) -> pd.DataFrame:
+               costs: dict[str, dict] | None = None) -> pd.DataFrame:
     """Train and test every network of the given trials; return their records.
 
     ``schedules``: the published frequency schedules for this sequence length, if any (the
     frequency experiment takes trial t's from them; other experiments ignore them).
-    ``timings``: if given, filled with each learner's measured seconds per presentation and
-    network (its share of its stacked model's training time; the shared data work excluded).
+    ``costs``: if given, filled per learner with what it cost in this training (:func:`costs_of`).
     """
     torch.manual_seed(derive_seed(config.seed, *trial_indices, "torch"))  # dropout, if on
     trials = [prepare_trial(config, features, t, schedules) for t in trial_indices]
@@ -297,14 +170,11 @@ def run_trials(config: RunConfig, features: FeatureSource, trial_indices: list[i
             release_freed_memory()   # a kept heap fragments across presentations (_memory)
             if on_presentation is not None:
                 on_presentation(k + 1, n_presentations)
-    if timings is not None:
-        for g in groups:
-            networks = g.model.n_networks * n_presentations
-            for name in g.learners:
-                timings[name] = (g.step_seconds + g.boundary_seconds) / networks
+    if costs is not None:
+        costs.update(costs_of(groups, n_presentations))
     table = pd.concat(records, ignore_index=True)[RECORD_COLUMNS]
     if len(groups) > 1:   # trial, then learner in the run's order, as a profiles-only run lists them
-        rank = table["profile"].map({name: i for i, name in enumerate(config.profiles)})
+        rank = table["learner"].map({name: i for i, name in enumerate(config.learner_names)})
         table = table.iloc[np.lexsort((rank, table["trial"], table["presentation"]))]
         table = table.reset_index(drop=True)
     return table
@@ -378,43 +248,31 @@ def _first_nonfinite(seen: torch.Tensor | None, losses: torch.Tensor) -> torch.T
 def _diverged(config, group, trials, losses, k, epoch):
     bad = int(torch.nonzero(~torch.isfinite(losses))[0])
     per_trial = group.per_trial
-    trial, profile = trials[bad // per_trial].index, group.learners[bad % per_trial]
+    trial, learner = trials[bad // per_trial].index, group.learners[bad % per_trial]
     raise TrainingDiverged(
-        f"loss became {losses[bad].item()} for profile {profile!r}, trial {trial}, presentation "
+        f"loss became {losses[bad].item()} for learner {learner!r}, trial {trial}, presentation "
         f"{k + 1}, epoch {epoch + 1} (lr={config.lr}, alpha={config.alpha}, feature_scale="
         f"{config.feature_scale}, width={config.width}, batch_size={config.batch_size}); "
         "try a smaller lr or feature scale")
 
 
-def measure_costs(config: RunConfig, names: list[str] | None = None) -> dict[str, dict]:
-    """What each learner costs beyond its weights, measured at the run's sizes on this machine.
+def costs_of(groups: list[Group], presentations: int) -> dict[str, dict]:
+    """What each learner cost beyond its weights, measured on the training just done.
 
-    Per learner, on one network with random features: bytes of state per parameter (the
-    tensors its optimizer or method keeps), stored training examples, and seconds per
-    presentation: one presentation of one epoch is trained untimed (to fill buffers and the
-    Fisher), then a second one is timed and scaled to the run's epochs (mini-batch work times
-    epochs, plus the item-boundary work once).
+    Per learner: bytes of state per parameter (the tensors its optimizer or method keeps; the
+    profiles of one stacked model share its optimizer's), the training examples it stores per
+    network and their bytes (features in float32 with an int64 label), and its seconds per
+    presentation and network: its share of its stacked model's training time, the shared data
+    work (task sets, normalisation) excluded.
     """
-    generator = torch.Generator().manual_seed(0)
-    n, rows = config.items, config.train_per_class
-    train = torch.randn(n, rows, FEATURE_DIM, generator=generator).to(config.device)
-    test = torch.randn(n * 2, FEATURE_DIM, generator=generator).to(config.device)
     out = {}
-    for name in names or list(config.profiles):
-        single = dataclasses.replace(config, profiles=(name,))
-        trial = Trial(0, list(CLASSES[:n]), protocol.serial(n)[:2], "", train, test,
-                      np.repeat(np.arange(n), 2), np.random.default_rng(0))
-        (group,) = build_groups(single, [trial])
-        _train_presentation(single, [group], [trial], 0, epochs=1)
-        group.step_seconds = group.boundary_seconds = 0.0
-        _train_presentation(single, [group], [trial], 1, epochs=1)
-        state = sum(t.numel() * t.element_size() for t in group.trainer.state_tensors())
-        weights = sum(p.numel() for p in learners.parameters(group.model))
-        out[name] = {"state_bytes_per_weight": state / weights,
-                     "stored_examples": group.trainer.stored_examples(),
-                     "stored_bytes": group.trainer.stored_examples() * (FEATURE_DIM * 4 + 8),
-                     "seconds_per_presentation": group.boundary_seconds
-                     + group.step_seconds * config.epochs}
+    for g in groups:
+        seconds = (g.step_seconds + g.boundary_seconds) / (g.model.n_networks * presentations)
+        stored = g.trainer.stored_examples()
+        for name in g.learners:
+            out[name] = {"state_bytes_per_weight": learners.state_bytes_per_weight(g.trainer, g.model),
+                         "stored_examples": stored, "stored_bytes": stored * (FEATURE_DIM * 4 + 8),
+                         "seconds_per_presentation": seconds}
     return out
 
 
@@ -454,7 +312,7 @@ def _test(config, group: Group, trials, tests: torch.Tensor, inputs: Inputs,
         p_values = stats.memorized_pvalues(prediction, trial.test_labels, n)
         shown = trial.presentations[presentation - 1] if presentation else None
         frames.append(pd.DataFrame({
-            "experiment": config.experiment, "profile": group.learners[b % per_trial],
+            "experiment": config.experiment, "learner": group.learners[b % per_trial],
             "trial": trial.index, "seed": config.seed, "presentation": presentation,
             "item": np.arange(1, n + 1), "item_class": trial.classes,
             "performance": performance, "p_value": p_values,

@@ -1,11 +1,12 @@
 """Executors: what runs the trials of a run. In process (the default: ``executor=None`` in
 :func:`metaplastic.lab.run_experiment`), or spread over a Ray cluster by :class:`RayExecutor`.
 
-Ray (the optional extra ``metaplastic[ray]``) gets one task per trial. Each task builds the lab
+Ray (the optional extra ``metaplastic[ray]``) gets one task per trial batch (``--trial-batch``:
+the trials a worker stacks into one model). Each task builds the lab
 on its worker from the driver's :class:`~metaplastic.lab.LabSpec` (once per worker process),
 checks that its MNIST and backbone have the driver's fingerprints, reads the features from the
-shared cache or extracts them, trains the trial and writes its file into the run folder itself
-(:mod:`metaplastic.results`: atomic, one file per trial, claims against double work). The driver
+shared cache or extracts them, trains the trials and writes their files into the run folder itself
+(:mod:`metaplastic.results`: atomic, one file per trial, locks against double work). The driver
 only submits tasks and shows trials done of trials asked, counted from the run folder. With no
 ``address``, ``ray.init`` starts a local cluster, so the same command runs on a laptop and on a
 cluster (docs/cluster.md).
@@ -16,12 +17,17 @@ from __future__ import annotations
 import logging
 import math
 import os
+import socket
 import warnings
 
 from metaplastic.lab import Job, Lab, LabSpec, work
 from metaplastic.results import RunStore
 
 EXECUTORS = ("local", "ray")
+
+#: Seconds to wait for a Ray cluster at ``--address`` to accept a connection; ``ray.init`` itself
+#: retries an address that does not answer for minutes.
+CONNECT_TIMEOUT_S = 10.0
 
 
 class ExecutorError(RuntimeError):
@@ -104,6 +110,8 @@ class RayExecutor:
                 ray.shutdown()
 
     def _init(self, ray) -> None:
+        if self.address is not None:
+            _check_answers(self.address)
         try:
             ray.init(address=self.address,
                      num_cpus=self.workers if self.address is None else None,
@@ -116,11 +124,45 @@ class RayExecutor:
                                 f"{type(error).__name__}: {text[0][:200] if text else ''}") from None
 
 
+def _check_answers(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Fail within ``timeout`` seconds, in one line, if nothing accepts a connection at ``address``
+    (``auto``: the cluster Ray finds on this machine; ``HOST:PORT``; ``ray://HOST:PORT``)."""
+    target = address
+    if address == "auto":
+        target = _local_cluster_address()
+        if target is None:
+            return   # Ray's own lookup is not available: let ray.init answer
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise ExecutorError(f"the Ray cluster at {address} does not answer ({target}: {reason} "
+                            f"within {timeout:g} s); start it (ray start --head) or give another "
+                            "--address") from None
+
+
+def _local_cluster_address() -> str | None:
+    """The address ``--address auto`` means here (Ray's lookup: RAY_ADDRESS, then the cluster
+    started last on this machine), or None if this Ray version does not expose it."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address
+    except ImportError:
+        return None
+    try:
+        return canonicalize_bootstrap_address("auto")
+    except ConnectionError:
+        raise ExecutorError("--address auto: no running Ray cluster found on this machine; start one "
+                            "(ray start --head), give HOST:PORT, or leave out --address") from None
+
+
 def _import_ray():
     try:
         import ray
     except ImportError:
-        raise ExecutorError("--executor ray needs Ray: pip install 'metaplastic[ray]'") from None
+        raise ExecutorError("--executor ray needs Ray: pip install 'metaplastic[lab,ray]'") from None
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     return ray
 

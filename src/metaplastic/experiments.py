@@ -19,7 +19,7 @@ import numpy as np
 
 from metaplastic import claims as c
 from metaplastic import learners, protocol
-from metaplastic.config import SCALES, RunConfig, validate
+from metaplastic.config import SCALES, Learner, RunConfig, validate
 from metaplastic.plasticity import NAMED_PROFILES, FlexibilityProfile, biased, constant
 
 # --------------------------------------------------------------------------- sequence builders
@@ -178,30 +178,30 @@ BASELINES = ("hybrid", "conventional", "ewc", "si", "replay", "meta-adam")
 PROFILE_ALIASES: dict[str, FlexibilityProfile] = {"sgd": constant(1.0)}
 
 
-def learner_object(experiment: str, name: str) -> FlexibilityProfile | learners.Baseline:
-    """What a record's learner name stands for in an experiment: the experiment's own profile of
-    that name, a named profile (``hybrid``, ``conventional``, ``stable``), ``sgd``, or a baseline
+def learner_object(experiment: str, name: str) -> FlexibilityProfile | learners.Method:
+    """What a learner name stands for in an experiment: the experiment's own profile of that
+    name, a named profile (``hybrid``, ``conventional``, ``stable``), ``sgd``, or a baseline
     (``ewc``, ``si``, ``replay``, ``meta-adam``, optionally with settings: ``ewc:lam=1e4``)."""
+    return resolve_learner(experiment, name).method
+
+
+def resolve_learner(experiment: str, name: str) -> Learner:
+    """The :class:`~metaplastic.config.Learner` of a name (see :func:`learner_object`); the
+    error of an unknown name or a bad setting names what is valid."""
     for table in (EXPERIMENTS[experiment].profiles, NAMED_PROFILES, PROFILE_ALIASES):
         if name in table:
-            return table[name]
-    if learners.is_baseline(name):
-        return learners.parse(name)      # its error names the settings that are valid
-    try:
-        return learners.parse(name)
-    except ValueError as error:
-        raise ValueError(f"{error}; or a profile of {experiment!r}: "
-                         f"{', '.join(EXPERIMENTS[experiment].profiles)}, or "
-                         f"{', '.join(list(NAMED_PROFILES) + list(PROFILE_ALIASES))}") from None
+            return Learner(name, table[name])
+    if not learners.is_baseline(name):
+        raise ValueError(f"unknown learner {name!r}; baselines: {', '.join(learners.FAMILIES)} "
+                         "(optionally with settings, e.g. ewc:lam=1e4,decay=1); or a profile of "
+                         f"{experiment!r}: {', '.join(EXPERIMENTS[experiment].profiles)}, or "
+                         f"{', '.join(list(NAMED_PROFILES) + list(PROFILE_ALIASES))}")
+    method = learners.parse(name)      # its error names the settings that are valid
+    return Learner(name, method, method.family)
 
 
-def is_profile(experiment: str, name: str) -> bool:
-    """Whether a learner is a flexibility profile (trained by MetaplasticSGD)."""
-    return not isinstance(learner_object(experiment, name), learners.Baseline)
-
-
-def resolve_learners(experiment: str, names: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """Learner names from a list or a comma-separated string; ``baselines`` stands for
+def resolve_learners(experiment: str, names: str | list[str] | tuple[str, ...]) -> tuple[Learner, ...]:
+    """Learners from a list of names or a comma-separated string; ``baselines`` stands for
     :data:`BASELINES`."""
     if isinstance(names, str):   # "hybrid,ewc:lam=1,decay=1": "decay=1" continues ewc's settings
         tokens, names = [n.strip() for n in names.split(",") if n.strip()], []
@@ -218,9 +218,7 @@ def resolve_learners(experiment: str, names: str | list[str] | tuple[str, ...]) 
     duplicates = sorted({n for n in out if out.count(n) > 1})
     if duplicates:
         raise ValueError(f"--learners names {', '.join(duplicates)} more than once")
-    for name in out:
-        learner_object(experiment, name)          # raises, naming what is valid
-    return tuple(out)
+    return tuple(resolve_learner(experiment, name) for name in out)
 
 
 def make_config(experiment: str, scale: str = "quick", *, items: int | None = None,
@@ -228,8 +226,8 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
                 **overrides) -> RunConfig:
     """Defaults from the experiment and the scale preset, then overrides, then checks.
 
-    ``learners`` replaces the experiment's profiles (``"hybrid,ewc"``, ``"baselines"``); the
-    baselines' settings are spelled out in ``learner_settings``."""
+    ``learners`` replaces the experiment's profiles (``"hybrid,ewc"``, ``"baselines"``); names
+    become :class:`~metaplastic.config.Learner` objects here, once."""
     if experiment not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {experiment!r}; known: {', '.join(EXPERIMENTS)}")
     if scale not in SCALES:
@@ -239,11 +237,10 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
     default_trials = spec.quick_trials if scale == "quick" and spec.quick_trials else preset.trials
     values.update(experiment=experiment, scale=scale, items=items or spec.items,
                   trials=trials if trials is not None else default_trials, seed=seed,
-                  profiles=tuple(spec.profiles), alpha=preset.alpha * spec.alpha_factor)
+                  learners=tuple(Learner(name, profile) for name, profile in spec.profiles.items()),
+                  alpha=preset.alpha * spec.alpha_factor)
     if learners is not None:
-        names = resolve_learners(experiment, learners)
-        values.update(profiles=names, learner_settings=tuple(
-            _learners.describe(n) for n in names if not is_profile(experiment, n)))
+        values.update(learners=resolve_learners(experiment, learners))
     values.update({k: v for k, v in overrides.items() if v is not None})
     config = RunConfig(**values)
     validate(config)
@@ -251,8 +248,5 @@ def make_config(experiment: str, scale: str = "quick", *, items: int | None = No
         raise ValueError(f"--items must be at least {spec.min_items} for {experiment!r}, got {config.items}")
     return config
 
-
-_learners = learners   # make_config's argument of that name hides the module
-
-__all__ = ["BASELINES", "EXPERIMENTS", "SCALES", "Experiment", "RunConfig", "SequenceRequest",
-           "learner_object", "make_config", "resolve_learners"]
+__all__ = ["BASELINES", "EXPERIMENTS", "SCALES", "Experiment", "Learner", "RunConfig", "SequenceRequest",
+           "learner_object", "make_config", "resolve_learner", "resolve_learners"]

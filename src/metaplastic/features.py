@@ -1,11 +1,10 @@
 """The frozen AlexNet feature extractor and the on-disk feature cache.
 
 The backbone (conv1..pool5, 9216 features per image) never learns, so the
-features of every image are computed once and stored (protocol.md section 3;
-design: "features are computed once"). The reference re-ran the backbone at
-every step of every epoch.
+features of every image are computed once and stored (docs/protocol.md section 3).
+The reference re-ran the backbone at every step of every epoch.
 
-Preprocessing (protocol.md section 3) depends on the network. Both resize the
+Preprocessing (docs/protocol.md section 3) depends on the network. Both resize the
 56x56 grey image to 227x227 with bilinear interpolation (``align_corners=False``,
 no antialiasing: it is an upsampling) and copy it to three channels. Then:
 

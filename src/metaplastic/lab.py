@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import socket
 import time
 import warnings
@@ -24,10 +23,13 @@ from metaplastic._memory import keep_freed_memory
 from metaplastic.config import DEFAULT_BACKBONE, RunConfig
 from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, load_digits
 from metaplastic.data.two_digit import source_fingerprint
-from metaplastic.engine import Schedules, run_trials, trial_classes
+from metaplastic.engine import run_trials
 from metaplastic.experiments import EXPERIMENTS
 from metaplastic.features import WEIGHT_CHOICES, FeatureCache, load_backbone
-from metaplastic.results import RunStore
+from metaplastic.resources import check_resources, trial_batch_size
+from metaplastic.results import RunStore, run_identity
+from metaplastic.summary import summarize
+from metaplastic.trials import Schedules, required_features
 
 CACHE_ENV_VAR = "METAPLASTIC_CACHE"
 
@@ -75,10 +77,8 @@ class Lab:
         return frequency_schedules(self.schedules_path, config)
 
     def features(self, config: RunConfig, trials: list[int], progress: bool = True) -> dict:
-        wanted = {(name, split, n) for t in trials for name in trial_classes(config, t)
-                  for split, n in (("train", config.train_per_class), ("test", config.test_per_class))}
-        return self.cache.ensure(self.digits, sorted(wanted), seed=config.dataset_seed,
-                                 progress=progress)
+        return self.cache.ensure(self.digits, required_features(config, trials),
+                                 seed=config.dataset_seed, progress=progress)
 
 
 def frequency_schedules(path: Path, config: RunConfig) -> tuple[Schedules | None, dict]:
@@ -147,10 +147,6 @@ class Job:
     trial_batch: int = 1              # trials trained at once, stacked (trial_batch_size)
 
 
-class ResourceError(RuntimeError):
-    """A run would not fit this machine's memory or disk; the message says what to lower."""
-
-
 def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress: bool = True,
                    executor=None, trial_batch: int | None = None,
                    memory_budget: float | None = None) -> RunResult:
@@ -184,7 +180,7 @@ def run_experiment(config: RunConfig, lab: Lab, out: str | os.PathLike, progress
                 trained += executor.run(job, lab, bar)
             trained += work(job, lab, store, bar=bar, wait=True)
     table = store.refresh_view()
-    summary = store.write_summary(table) if table is not None else None
+    summary = store.write_summary(summarize(table)) if table is not None else None
     return RunResult(store, table, summary, sorted(trained), time.perf_counter() - start)
 
 
@@ -201,8 +197,6 @@ def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=
     ``job.trial_batch`` at a time stacked in one model, saving each trial of a batch as soon as
     the batch ends. With ``wait``, then wait for those held by others, taking over any whose
     writer dies. Returns the trials trained here."""
-    from metaplastic.results import run_identity
-
     _keep_heap(job.config)   # here too: a Ray worker trains through this function only
     if run_identity(job.config, lab.provenance() | _schedules_part(job)) != \
             run_identity(job.config, job.provenance):
@@ -220,27 +214,27 @@ def work(job: Job, lab: Lab, store: RunStore | None = None, *, trials=None, bar=
         todo = [t for t in trials if t not in finished]
         if not todo:
             return trained
-        mine = _claim_batch(store, todo, job.trial_batch)
+        mine = _lock_batch(store, todo, job.trial_batch)
         if not mine:
             if not wait:
                 return trained
             time.sleep(poll_s)   # every remaining trial is held by a live writer
             continue
         with store.holding(mine):
-            # Finished between our look and our claim: not trained again.
+            # Finished between our look and our lock: not trained again.
             mine = [t for t in mine if not store.trial_path(t).exists()]
             if mine:
                 trained += _train_batch(job, lab, store, mine, bar, steps)
         store.refresh_view()
 
 
-def _claim_batch(store: RunStore, todo: list[int], size: int) -> list[int]:
-    """Up to ``size`` of the ``todo`` trials, claimed for this process, in order."""
+def _lock_batch(store: RunStore, todo: list[int], size: int) -> list[int]:
+    """Up to ``size`` of the ``todo`` trials, locked for this process, in order."""
     mine: list[int] = []
     for t in todo:
         if len(mine) == size:
             break
-        if store.claim(t):
+        if store.lock(t):
             mine.append(t)
     return mine
 
@@ -252,95 +246,18 @@ def _train_batch(job: Job, lab: Lab, store: RunStore, batch: list[int], bar, ste
     if bar is not None:
         label = f"trial {batch[0]}" if len(batch) == 1 else f"trials {batch[0]}-{batch[-1]}"
         bar.reset(steps, description=f"{label} presentations")
-    start = time.perf_counter()
-    records = run_trials(job.config, source, batch, schedules=job.schedules,
+    start, costs = time.perf_counter(), {}
+    records = run_trials(job.config, source, batch, schedules=job.schedules, costs=costs,
                          on_presentation=None if bar is None else lambda k, n: bar.update(
                              steps, completed=k, total=n))
     seconds = (time.perf_counter() - start) / len(batch)
     return [t for t in batch
-            if store.write_trial(t, records[records.trial == t].reset_index(drop=True), seconds)]
+            if store.write_trial(t, records[records.trial == t].reset_index(drop=True), seconds, costs)]
 
 
 def _schedules_part(job: Job) -> dict:
     part = job.provenance.get("frequency_schedules")
     return {} if part is None else {"frequency_schedules": part}
-
-
-def estimate_bytes(config: RunConfig, trials: int = 1) -> dict[str, int]:
-    """Rough peak memory of training ``trials`` trials stacked, and disk of one trial's features.
-
-    Per trial, in the run's dtype (4 or 8 bytes): the features on the device in the cache's
-    float16 (train and test) plus a presentation's task set (about two positives' worth), and
-    per network its weights about six times over (weights, gradients, initial weights, S,
-    flexibility, a spare) and the activations of the larger of a mini-batch and a test chunk.
-    """
-    items, dim = config.items, 9216
-    word = 8 if config.precision == "float64" else 4
-    networks = len(config.profiles)
-    weights = networks * (dim * config.width + config.width * config.width + config.width * items)
-    features = items * (config.train_per_class + config.test_per_class) * dim
-    task_set = 2 * config.train_per_class * dim
-    activations = networks * max(config.batch_size, 2048) * (dim + 2 * config.width)
-    per_trial = 2 * (features + task_set) + word * (6 * weights + activations)
-    return {"memory": trials * per_trial, "disk": 2 * features}
-
-
-#: Networks stacked in one model on the CPU, at most: stacking 6 was 19% faster than training
-#: them one after another at the quick preset (docs/benchmarks.md), and a larger batch only
-#: loses more work to a kill.
-CPU_MAX_NETWORKS = 8
-
-#: Share of the device's memory the trials of one batch may take by default.
-MEMORY_SHARE = {"cpu": 0.25, "cuda": 0.8}
-
-
-def trial_batch_size(config: RunConfig, memory_budget: float | None = None) -> int:
-    """How many trials to train at once: as many as ``memory_budget`` bytes allow (default: a
-    share of the device's memory, MEMORY_SHARE), on the CPU at most CPU_MAX_NETWORKS networks,
-    never more than the run's trials, never fewer than one."""
-    device = "cuda" if config.device.startswith("cuda") else "cpu"
-    if memory_budget is None:
-        total = _memory_bytes(config.device, free=True)
-        memory_budget = MEMORY_SHARE[device] * total if total else 0
-    size = int(memory_budget // estimate_bytes(config)["memory"])
-    if device == "cpu":
-        size = min(size, CPU_MAX_NETWORKS // max(1, len(config.profiles)))
-    return max(1, min(size, config.trials))
-
-
-def check_resources(config: RunConfig, lab) -> None:
-    """Refuse settings whose one trial cannot fit this machine, naming what to lower."""
-    need = estimate_bytes(config)
-    have = _memory_bytes(config.device)
-    if have and need["memory"] > have:
-        raise ResourceError(
-            f"one trial needs about {need['memory'] / 2**30:.1f} GiB of memory ({config.device} has "
-            f"{have / 2**30:.1f} GiB): lower --width ({config.width}), --train-per-class "
-            f"({config.train_per_class}) or --test-per-class ({config.test_per_class})")
-    root = getattr(getattr(lab, "cache", None), "root", None)
-    if root is not None:
-        free = shutil.disk_usage(root).free
-        if need["disk"] > free:
-            raise ResourceError(
-                f"the features of one trial need about {need['disk'] / 2**30:.1f} GiB in the feature "
-                f"cache {root}, which has {free / 2**30:.1f} GiB free: lower --train-per-class "
-                f"({config.train_per_class}) or --test-per-class ({config.test_per_class}), or "
-                "choose another --cache-dir")
-
-
-def _memory_bytes(device: str, free: bool = False) -> int | None:
-    """The device's memory in bytes (on a GPU, its free memory with ``free``), or None."""
-    if device.startswith("cuda"):
-        import torch
-
-        try:
-            return int(torch.cuda.mem_get_info(torch.device(device))[0 if free else 1])
-        except (RuntimeError, AssertionError):
-            return None
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _progress(enabled: bool):

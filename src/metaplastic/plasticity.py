@@ -1,6 +1,6 @@
 """The metaplasticity rule as pure tensor functions.
 
-Two pieces live here (paper, Methods 2.2; ``protocol.md`` sections 1-2):
+Two pieces live here (paper, Methods 2.2; ``docs/protocol.md`` sections 1-2):
 
 * :func:`plasticity_scale`, Eq. 2 of the paper: the factor ``S`` in [0, 1]
   that scales a synapse's learning rate given its flexibility ``f`` and its
@@ -251,7 +251,7 @@ class Uniform:
 
 @dataclass(frozen=True)
 class Biased:
-    """A linear density biased toward one end (protocol.md section 2, Supp. Fig. 3).
+    """A linear density biased toward one end (docs/protocol.md section 2, Supp. Fig. 3).
 
     ``toward="flexible"``: CDF ``F(x) = (1-a) x^2 + a x`` on [0, 1], a density
     that rises linearly toward f = 1. ``toward="stable"``: its mirror ``1 - X``.

@@ -1,7 +1,8 @@
 """Figures in the paper's layout, drawn from a results table (never from a live model).
 
 One colour per learner (profile or baseline method) across every figure
-(Okabe-Ito, colour-blind safe).
+(Okabe-Ito, colour-blind safe; a baseline's colour is registered with its method,
+:mod:`metaplastic.learners`).
 Each function takes the records table of a run and returns a matplotlib
 Figure; :func:`plot_run` writes every figure of a run folder as PNG and PDF.
 """
@@ -19,29 +20,30 @@ OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "
 FIXED_COLOURS = {"conventional": "#D55E00", "stable": "#0072B2", "hybrid": "#009E73"}
 
 
-#: Baseline learners (metaplastic.learners), by family: ``ewc:lam=10`` is drawn as ``ewc`` is.
-BASELINE_COLOURS = {"ewc": "#CC79A7", "si": "#E69F00", "replay": "#56B4E9", "meta-adam": "#000000",
-                    "sgd": "#8C564B"}
+#: ``sgd``: plain SGD, the conventional network under its own name (metaplastic.experiments).
+ALIAS_COLOURS = {"sgd": "#8C564B"}
 
 BIASED_COLOURS = {"biased-stable:0.5": "#56B4E9", "biased-stable:0.1": "#000000",
                   "biased-flexible:0.5": "#E69F00", "biased-flexible:0.1": "#CC79A7"}
 
 
-def colour(profile: str, index: int = 0) -> str:
-    """The same colour for a profile in every figure.
+def colour(learner: str, index: int = 0) -> str:
+    """The same colour for a learner in every figure.
 
-    Named profiles and the biased ones have fixed Okabe-Ito colours; other
-    constant profiles (single values, Supp. Fig. 2) take viridis at their
-    flexibility, so their order reads off the colour; anything else falls back
-    to the palette by index.
+    Named profiles and the biased ones have fixed Okabe-Ito colours, baselines the colour
+    their method registers; other constant profiles (single values, Supp. Fig. 2) take
+    viridis at their flexibility, so their order reads off the colour; anything else falls
+    back to the palette by index.
     """
-    if profile in FIXED_COLOURS:
-        return FIXED_COLOURS[profile]
-    if profile in BIASED_COLOURS:
-        return BIASED_COLOURS[profile]
-    if profile.partition(":")[0] in BASELINE_COLOURS:
-        return BASELINE_COLOURS[profile.partition(":")[0]]
-    value = _constant_value(profile)
+    for fixed in (FIXED_COLOURS, BIASED_COLOURS, ALIAS_COLOURS):
+        if learner in fixed:
+            return fixed[learner]
+    from metaplastic.learners import FAMILIES
+
+    family = learner.partition(":")[0]   # ``ewc:lam=10`` is drawn as ``ewc`` is
+    if family in FAMILIES:
+        return FAMILIES[family].colour
+    value = _constant_value(learner)
     if value is not None:
         from matplotlib import colormaps, colors
 
@@ -79,12 +81,12 @@ def serial_position(table: pd.DataFrame, presentation: int | None = None):
     rows = final_rows(table) if presentation is None else table[table.presentation == presentation]
     n_items = int(table["n_items"].iloc[0])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for index, (profile, group) in enumerate(rows.groupby("profile", sort=False)):
+    for index, (learner, group) in enumerate(rows.groupby("learner", sort=False)):
         by_item = group.groupby("item")
         mean, sd = by_item["performance"].mean(), by_item["performance"].std().fillna(0)
         memorized = by_item["memorized"].mean() >= 0.5
-        c = colour(profile, index)
-        ax.plot(mean.index, mean.values, color=c, label=profile)
+        c = colour(learner, index)
+        ax.plot(mean.index, mean.values, color=c, label=learner)
         ax.fill_between(mean.index, (mean - sd).clip(0), (mean + sd).clip(upper=1), color=c, alpha=0.15)
         ax.scatter(mean.index, mean.values, facecolors=np.where(memorized, c, "white"), edgecolors=c,
                    zorder=3)
@@ -104,12 +106,12 @@ def memorized_vs_trained(table: pd.DataFrame):
     plt = _pyplot()
     serial = trained_so_far(table)
     fig, ax = plt.subplots(figsize=(5, 4.2))
-    for index, (profile, group) in enumerate(serial.groupby("profile", sort=False)):
+    for index, (learner, group) in enumerate(serial.groupby("learner", sort=False)):
         per_trial = group.groupby(["presentation", "trial"])["memorized"].sum()
         mean = per_trial.groupby("presentation").mean()
         sd = per_trial.groupby("presentation").std().fillna(0)
-        ax.errorbar(mean.index, mean.values, yerr=sd.values, color=colour(profile, index),
-                    label=profile, marker="o", markersize=4, capsize=2)
+        ax.errorbar(mean.index, mean.values, yerr=sd.values, color=colour(learner, index),
+                    label=learner, marker="o", markersize=4, capsize=2)
     top = int(table["presentation"].max())
     ax.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1, label="all memorized")
     ax.set(xlabel="items trained", ylabel="memorized items")
@@ -118,27 +120,27 @@ def memorized_vs_trained(table: pd.DataFrame):
     return fig
 
 
-def performance_over_presentations(table: pd.DataFrame, profile: str):
-    """Each item's mean performance after every presentation (a heat map, one profile)."""
+def performance_over_presentations(table: pd.DataFrame, learner: str):
+    """Each item's mean performance after every presentation (a heat map, one learner)."""
     plt = _pyplot()
-    rows = table[table.profile == profile]
+    rows = table[table.learner == learner]
     grid = rows.groupby(["item", "presentation"])["performance"].mean().unstack()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     image = ax.imshow(grid.values, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1,
                       extent=(-0.5, grid.shape[1] - 0.5, 0.5, grid.shape[0] + 0.5))
     fig.colorbar(image, ax=ax, label="performance")
-    ax.set(xlabel="presentations trained", ylabel="item", title=f"{profile}: performance over time")
+    ax.set(xlabel="presentations trained", ylabel="item", title=f"{learner}: performance over time")
     fig.tight_layout()
     return fig
 
 
 def _per_trial_curve(ax, table, value, label_suffix=""):
-    """Plot mean +- SD over trials of ``value(group) -> float`` per presentation, per profile."""
-    for index, (profile, rows) in enumerate(table[table.presentation > 0].groupby("profile", sort=False)):
+    """Plot mean +- SD over trials of ``value(group) -> float`` per presentation, per learner."""
+    for index, (learner, rows) in enumerate(table[table.presentation > 0].groupby("learner", sort=False)):
         per = rows.groupby(["presentation", "trial"]).apply(value, include_groups=False)
         mean, sd = per.groupby("presentation").mean(), per.groupby("presentation").std().fillna(0)
-        c = colour(profile, index)
-        ax.plot(mean.index, mean.values, color=c, label=profile + label_suffix)
+        c = colour(learner, index)
+        ax.plot(mean.index, mean.values, color=c, label=learner + label_suffix)
         ax.fill_between(mean.index, mean - sd, mean + sd, color=c, alpha=0.15)
 
 
@@ -175,16 +177,16 @@ def attack_bars(table: pd.DataFrame):
     plt = _pyplot()
     n, last = int(table["n_items"].iloc[0]), int(table["presentation"].max())
     fig, ax = plt.subplots(figsize=(5, 4))
-    profiles = list(table["profile"].unique())
-    for index, profile in enumerate(profiles):
-        rows = table[table.profile == profile]
+    learners = list(table["learner"].unique())
+    for index, learner in enumerate(learners):
+        rows = table[table.learner == learner]
         for offset, (when, label) in enumerate([(last - n, "before"), (last, "after")]):
             per_trial = rows[rows.presentation == when].groupby("trial")["performance"].mean()
             ax.bar(index + 0.2 * (2 * offset - 1), per_trial.mean(), width=0.38,
-                   yerr=per_trial.std() if len(per_trial) > 1 else 0, color=colour(profile, index),
-                   alpha=1.0 if offset else 0.45, label=f"{profile} {label} attack")
+                   yerr=per_trial.std() if len(per_trial) > 1 else 0, color=colour(learner, index),
+                   alpha=1.0 if offset else 0.45, label=f"{learner} {label} attack")
     ax.axhline(1 / n, color="grey", linestyle="--", linewidth=1)
-    ax.set_xticks(range(len(profiles)), profiles)
+    ax.set_xticks(range(len(learners)), learners)
     ax.set(ylabel="average performance", ylim=(0, 1))
     ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
@@ -197,7 +199,7 @@ def frequency_scatter(table: pd.DataFrame):
 
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for index, (profile, rows) in enumerate(table.groupby("profile", sort=False)):
+    for index, (learner, rows) in enumerate(table.groupby("learner", sort=False)):
         points = []
         for _, trial in rows.groupby("trial"):
             schedule = item_schedule(trial)
@@ -206,8 +208,8 @@ def frequency_scatter(table: pd.DataFrame):
         data = pd.concat(points)
         for ax, column in zip(axes, ("last_position", "frequency")):
             rho = spearman(data[column], data["performance"])[0]
-            ax.scatter(data[column], data["performance"], color=colour(profile, index), alpha=0.6,
-                       label=f"{profile} (Spearman r = {rho:.2f})")
+            ax.scatter(data[column], data["performance"], color=colour(learner, index), alpha=0.6,
+                       label=f"{learner} (Spearman r = {rho:.2f})")
     axes[0].set(xlabel="position of the item's last presentation", ylabel="final performance")
     axes[1].set(xlabel="presentation frequency", ylabel="final performance")
     for ax in axes:
@@ -231,8 +233,8 @@ def figures_for(table: pd.DataFrame) -> dict:
         figures["attack"] = attack_bars(table)
     if kind == "frequency":
         figures["frequency"] = frequency_scatter(table)
-    for profile in table["profile"].unique():
-        figures[f"over-time-{file_stem(profile)}"] = performance_over_presentations(table, profile)
+    for learner in table["learner"].unique():
+        figures[f"over-time-{file_stem(learner)}"] = performance_over_presentations(table, learner)
     return figures
 
 
@@ -243,8 +245,10 @@ def file_stem(learner: str) -> str:
 
 def plot_run(run_dir: str | Path) -> list[Path]:
     """Redraw every figure of a run folder from its records (PNG and PDF under figures/)."""
+    from metaplastic.reader import read_run
+
     run_dir = Path(run_dir)
-    table = pd.read_parquet(run_dir / "records.parquet")
+    table = read_run(run_dir).records
     out = run_dir / "figures"
     out.mkdir(exist_ok=True)
     written = []

@@ -1,4 +1,4 @@
-"""Sequences of presentations and the task set of one presentation (protocol.md section 5).
+"""Sequences of presentations and the task set of one presentation (docs/protocol.md section 5).
 
 A trial learns a sequence of N distinct two-digit classes (its *items*); a
 protocol says in which order the items are presented. One presentation of
@@ -197,7 +197,7 @@ def generate_frequency_profile(n_items: int, rng: np.random.Generator,
     """Item i presented i times, with recency decoupled from frequency.
 
     The published schedules (Fig. 5) keep |Spearman(frequency, position of an
-    item's last presentation)| within about 0.12 (protocol.md section 9). A
+    item's last presentation)| within about 0.12 (docs/protocol.md section 9). A
     plain shuffle does not: frequent items tend to be presented last, so the
     last-position correlation is strongly positive and order (recency) and
     frequency are confounded. Drawn in two exact steps:

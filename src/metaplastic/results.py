@@ -7,21 +7,25 @@ A run folder is named by the experiment, the scale and a hash of what changes th
 * ``config.json``: every setting, the seed, package and torch versions, the
   device, the backbone weights and the MNIST source actually used;
 * ``trials/trial-NNNNNN.parquet``: the records of one finished trial (one row
-  per network, presentation and item), beside ``trial-NNNNNN.json`` (who
-  trained it, where, in how many seconds). Each is written to a temporary
+  per network, presentation and item; the schema is :mod:`metaplastic.records`),
+  beside ``trial-NNNNNN.json`` (who trained it, where, in how many seconds, and
+  what each learner cost: state bytes per weight, stored examples, seconds per
+  presentation, measured while it trained). Each is written to a temporary
   file and then linked into place, the Parquet file last: a trial exists
   only once complete, and a second copy of a trial never replaces the first
   (duplicates are identical and dropped);
-* ``claims/trial-NNNNNN``: the writer training that trial now (host, process,
+* ``locks/trial-NNNNNN``: the writer training that trial now (host, process,
   refreshed while it works), so that two writers do not train one trial;
-  a claim whose process is gone, or that was not refreshed for
-  :data:`CLAIM_LEASE_S` seconds, is taken over;
-* ``records.parquet``: the merged view of every trial file (the record
-  schema is a contract: columns are added, never renamed), rewritten
+  a lock whose process is gone, or that was not refreshed for
+  :data:`LOCK_LEASE_S` seconds, is taken over;
+* ``records.parquet``: the merged view of every trial file, rewritten
   atomically after each trial and checked again after each rewrite, so the
-  last writer leaves every trial in it; readers that need the truth merge
-  the trial files (:meth:`RunStore.records`);
-* ``summary.json``: per profile, the statistics the report reads.
+  last writer leaves every trial in it; readers merge the trial files
+  (:func:`metaplastic.reader.read_run`), which are the truth;
+* ``summary.json``: per learner, what the run measured (:mod:`metaplastic.summary`
+  computes it; the store only writes it).
+
+The store stores and locks; it computes no statistics.
 """
 
 from __future__ import annotations
@@ -42,17 +46,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from metaplastic import __version__, stats
+from metaplastic import __version__
 from metaplastic.config import PROTOCOL_VERSION, RunConfig
-from metaplastic.tables import final_rows
+from metaplastic.records import SORT_COLUMNS, upgrade
 
 TRIALS_DIR = "trials"
-CLAIMS_DIR = "claims"
-#: A claim not refreshed for this long is taken over (its writer is presumed dead). Writers
+LOCKS_DIR = "locks"
+#: A lock not refreshed for this long is taken over (its writer is presumed dead). Writers
 #: refresh theirs every :data:`HEARTBEAT_S` seconds from a background thread.
-CLAIM_LEASE_S = 600.0
+LOCK_LEASE_S = 600.0
 HEARTBEAT_S = 30.0
-SORT_COLUMNS = ["trial", "profile", "presentation", "item"]
 
 
 class RunFolderError(RuntimeError):
@@ -95,7 +98,7 @@ class RunStore:
                                      "--out must be a folder shared by every machine of the run")
             return
         try:
-            for folder in (self.trials_dir, self.claims_dir):
+            for folder in (self.trials_dir, self.locks_dir):
                 folder.mkdir(parents=True, exist_ok=True)
             _atomic_write_text(self.path / "config.json", json.dumps(self.describe(), indent=2))
         except OSError as error:
@@ -119,8 +122,8 @@ class RunStore:
         return self.path / TRIALS_DIR
 
     @property
-    def claims_dir(self) -> Path:
-        return self.path / CLAIMS_DIR
+    def locks_dir(self) -> Path:
+        return self.path / LOCKS_DIR
 
     def trial_path(self, trial: int) -> Path:
         return self.trials_dir / f"trial-{trial:06d}.parquet"
@@ -138,24 +141,26 @@ class RunStore:
     def seconds(self) -> float:
         """Training time spent on this folder's trials, by every writer together."""
         total = 0.0
-        for path in self.trials_dir.glob("trial-*.json"):
+        for note in trial_notes(self.trials_dir).values():
             try:
-                total += float(json.loads(path.read_text()).get("seconds", 0.0))
-            except (OSError, ValueError, AttributeError, TypeError):
+                total += float(note.get("seconds", 0.0))
+            except (TypeError, ValueError):
                 continue   # a damaged note loses a timing, never a result
         return total
 
     # ------------------------------------------------------------ writing
 
-    def write_trial(self, trial: int, records: pd.DataFrame, seconds: float) -> bool:
-        """Save one finished trial. Returns False when the trial was already saved (by another
-        writer): the first copy stays; a copy with other numbers is reported, not kept."""
+    def write_trial(self, trial: int, records: pd.DataFrame, seconds: float,
+                    costs: dict[str, dict] | None = None) -> bool:
+        """Save one finished trial, with what its learners cost (``costs``: per learner, as
+        :func:`metaplastic.engine.costs_of` measures). Returns False when the trial was already
+        saved (by another writer): the first copy stays; a copy with other numbers is reported."""
         target = self.trial_path(trial)
         if target.exists():
             self._check_duplicate(trial, records)
             return False
         note = {"trial": trial, "seconds": seconds, "host": socket.gethostname(), "pid": os.getpid(),
-                "finished": time.time(), "torch": torch.__version__}
+                "finished": time.time(), "torch": torch.__version__, "costs": costs or {}}
         _atomic_write_text(target.with_suffix(".json"), json.dumps(note))
         records = records.sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
         if not _atomic_create(target, lambda name: records.to_parquet(name, index=False)):
@@ -195,18 +200,19 @@ class RunStore:
             self.write_trial(int(trial), rows, seconds / new_records["trial"].nunique())
         return self.refresh_view()
 
-    def write_summary(self, table: pd.DataFrame, seconds: float | None = None) -> dict:
-        summary = _finite(summarize(table)
-                          | {"seconds": self.seconds() if seconds is None else seconds})
+    def write_summary(self, summary: dict) -> dict:
+        """Write ``summary.json`` (:func:`metaplastic.summary.summarize`) with the folder's training
+        seconds; non-finite numbers become null, so the file stays strict JSON."""
+        summary = _finite(summary | {"seconds": self.seconds()})
         _atomic_write_text(self.path / "summary.json", json.dumps(summary, indent=2, allow_nan=False))
         return summary
 
-    # ------------------------------------------------------------ claims
+    # ------------------------------------------------------------ locks
 
-    def claim(self, trial: int) -> bool:
-        """Take ``trial`` for this process unless a live writer holds it. A claim left by a
+    def lock(self, trial: int) -> bool:
+        """Take ``trial`` for this process unless a live writer holds it. A lock left by a
         dead process (same host) or not refreshed within the lease is taken over."""
-        path = self.claims_dir / f"trial-{trial:06d}"
+        path = self.locks_dir / f"trial-{trial:06d}"
         mine = {"host": socket.gethostname(), "pid": os.getpid(), "token": uuid.uuid4().hex,
                 "since": time.time()}
         text = json.dumps(mine)
@@ -216,10 +222,10 @@ class RunStore:
             return False
         _atomic_write_text(path, text)                                  # take it over ...
         time.sleep(0.05)
-        return _read_claim(path).get("token") == mine["token"]          # ... unless another did too
+        return _read_lock(path).get("token") == mine["token"]           # ... unless another did too
 
     def _stale(self, path: Path) -> bool:
-        held = _read_claim(path)
+        held = _read_lock(path)
         try:
             age = time.time() - path.stat().st_mtime
         except FileNotFoundError:
@@ -228,22 +234,22 @@ class RunStore:
             if held["pid"] == os.getpid():
                 return False
             return not _alive(held["pid"])
-        # Another host, or a claim still being written (empty for a moment): trust the lease.
-        return age > CLAIM_LEASE_S
+        # Another host, or a lock still being written (empty for a moment): trust the lease.
+        return age > LOCK_LEASE_S
 
-    def claimed_by_others(self, trials) -> list[int]:
-        return [t for t in trials if (self.claims_dir / f"trial-{t:06d}").exists()
-                and not self._stale(self.claims_dir / f"trial-{t:06d}")]
+    def locked_by_others(self, trials) -> list[int]:
+        return [t for t in trials if (self.locks_dir / f"trial-{t:06d}").exists()
+                and not self._stale(self.locks_dir / f"trial-{t:06d}")]
 
     def release(self, trial: int) -> None:
-        path = self.claims_dir / f"trial-{trial:06d}"
-        held = _read_claim(path)
+        path = self.locks_dir / f"trial-{trial:06d}"
+        held = _read_lock(path)
         if held.get("pid") == os.getpid() and held.get("host") == socket.gethostname():
             path.unlink(missing_ok=True)
 
     @contextmanager
     def holding(self, trials):
-        """Refresh the claims of ``trials`` in the background while the caller trains them,
+        """Refresh the locks of ``trials`` in the background while the caller trains them,
         and release them afterwards (a kill leaves them; they go stale)."""
         stop = threading.Event()
 
@@ -251,7 +257,7 @@ class RunStore:
             while not stop.wait(HEARTBEAT_S):
                 for t in trials:
                     try:
-                        os.utime(self.claims_dir / f"trial-{t:06d}")
+                        os.utime(self.locks_dir / f"trial-{t:06d}")
                     except OSError:
                         pass
 
@@ -274,6 +280,21 @@ def _trial_files(folder: Path) -> dict[int, Path]:
     return found
 
 
+def trial_notes(folder: Path) -> dict[int, dict]:
+    """The notes beside the trial files (``trial-NNNNNN.json``), by trial; a damaged note is left
+    out (it loses a timing, never a result)."""
+    notes = {}
+    for path in folder.glob("trial-*.json"):
+        number = path.stem.removeprefix("trial-")
+        try:
+            note = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if number.isdigit() and isinstance(note, dict):
+            notes[int(number)] = note
+    return notes
+
+
 def merge_trials(folder: Path) -> pd.DataFrame | None:
     """The records of every trial file in ``folder``, in the order of one writer's table. A trial
     file that cannot be read is set aside (renamed ``*.damaged``) and its trial trained again."""
@@ -290,44 +311,11 @@ def merge_trials(folder: Path) -> pd.DataFrame | None:
                           f"trial {trial} will be trained again", RuntimeWarning, stacklevel=2)
     if not tables:
         return None
-    table = pd.concat(tables, ignore_index=True)
+    table = upgrade(pd.concat(tables, ignore_index=True))
     return table.sort_values(SORT_COLUMNS, kind="stable").reset_index(drop=True)
 
 
-def read_records(run_dir: str | os.PathLike) -> pd.DataFrame:
-    """The records of a run folder for readers (plot, report): the trial files if the folder has
-    them (refreshing ``records.parquet``), else ``records.parquet``; RunFolderError if neither
-    can be read."""
-    from metaplastic.engine import RECORD_COLUMNS
-
-    folder = Path(run_dir)
-    if not folder.is_dir():
-        raise RunFolderError(f"{folder} is not a run folder (not a folder)")
-    table = merge_trials(folder / TRIALS_DIR) if (folder / TRIALS_DIR).is_dir() else None
-    if table is not None:
-        _atomic_write(folder / "records.parquet", lambda name: table.to_parquet(name, index=False))
-    elif (folder / "records.parquet").is_file():
-        try:
-            table = pd.read_parquet(folder / "records.parquet")
-        except Exception as error:
-            raise RunFolderError(f"{folder / 'records.parquet'} cannot be read ({type(error).__name__}: "
-                                 f"{str(error).splitlines()[0][:120] if str(error) else ''}); "
-                                 "re-run the experiment to rebuild it") from None
-    else:
-        raise RunFolderError(f"{folder} is not a run folder (no records.parquet and no finished trials)")
-    missing = [c for c in RECORD_COLUMNS if c not in table.columns and c != "schedule"]
-    if missing or table.empty:
-        raise RunFolderError(f"{folder / 'records.parquet'} is not a results table of this program "
-                             f"({'no rows' if table.empty else 'missing columns ' + ', '.join(missing)})")
-    try:
-        json.loads((folder / "config.json").read_text())["config"]["experiment"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise RunFolderError(f"{folder / 'config.json'} is missing or damaged ({type(error).__name__}); "
-                             "re-run the experiment to rewrite it") from None
-    return table
-
-
-def _read_claim(path: Path) -> dict:
+def _read_lock(path: Path) -> dict:
     try:
         held = json.loads(path.read_text())
         return held if isinstance(held, dict) else {}
@@ -343,47 +331,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def summarize(table: pd.DataFrame) -> dict:
-    """Per profile: memorized items and final performance per item (mean, SD), and comparisons."""
-    final = final_rows(table)
-    n_items = int(table["n_items"].iloc[0])
-    summary: dict = {"trials": sorted(int(t) for t in table["trial"].unique()),
-                     "seed": int(table["seed"].iloc[0]), "n_items": n_items,
-                     "chance": 1.0 / n_items, "profiles": {}}
-    memorized = {}
-    for profile, rows in final.groupby("profile", sort=False):
-        per_trial = rows.pivot(index="trial", columns="item", values="performance")
-        counts = rows.groupby("trial")["memorized"].sum().astype(float)
-        memorized[profile] = counts.to_numpy()
-        item_p = [stats.above_chance(per_trial[i].to_numpy(), 1.0 / n_items)[1]
-                  if len(per_trial) > 1 else None for i in per_trial.columns]
-        summary["profiles"][profile] = {
-            "memorized_mean": float(counts.mean()),
-            "memorized_sd": float(counts.std(ddof=1)) if len(counts) > 1 else 0.0,
-            "memorized_per_trial": counts.astype(int).tolist(),
-            "final_performance_mean": per_trial.mean().tolist(),
-            "final_performance_sd": per_trial.std(ddof=1).fillna(0.0).tolist(),
-            "final_item_above_chance_p": item_p,
-        }
-    summary["comparisons"] = _comparisons(memorized)
-    return summary
-
-
-def _comparisons(memorized: dict[str, np.ndarray]) -> dict:
-    """Two-sample t-tests of memorized counts between the paper's profiles, where present."""
-    out = {}
-    for a, b in (("hybrid", "conventional"), ("hybrid", "stable")):
-        if a in memorized and b in memorized and len(memorized[a]) > 1:
-            if np.ptp(np.concatenate([memorized[a], memorized[b]])) == 0:
-                continue  # identical constant samples: no test to run
-            t, p = stats.compare(memorized[a], memorized[b])
-            entry = {"t": t, "p": p, "test": "two-sample t-test"}
-            if not np.isfinite(t):   # no spread in either sample (t is written as null)
-                entry["note"] = "no spread in either sample: p from the means alone"
-            out[f"memorized {a} vs {b}"] = entry
-    return out
 
 
 def _finite(value):

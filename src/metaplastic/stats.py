@@ -1,4 +1,4 @@
-"""Statistics of the paper (protocol.md section 6), as pure functions over arrays.
+"""Statistics of the paper (docs/protocol.md section 6), as pure functions over arrays.
 
 The memorized-item test compares an item's performance with its performance
 under random permutations of the test labels (paper, Methods 2.5). With the
@@ -9,7 +9,7 @@ no sampling; the Monte Carlo version is kept to check it.
 
 p-value convention: the paper calls an item memorized when its real
 performance is *higher* than the shuffled one in at least 950 of 1,000
-shuffles, i.e. when P(shuffled >= observed) < 0.05. (protocol.md words it as
+shuffles, i.e. when P(shuffled >= observed) < 0.05. (docs/protocol.md words it as
 "fewer than 5% score strictly higher", which would call an item that is never
 predicted, performance 0, memorized; we follow the paper.)
 """

@@ -1,6 +1,6 @@
 """Views of a records table that the claims, the figures and the summaries share.
 
-A records table has one row per (trial, profile, presentation, item): the
+A records table has one row per (trial, learner, presentation, item): the
 item's performance and memorized-test result after that presentation
 (presentation 0 is the test before any training). These helpers cut it the
 ways the paper reads it; they compute no statistics.
@@ -21,8 +21,8 @@ def chance(table: pd.DataFrame) -> float:
     return 1.0 / n_items(table)
 
 
-def profiles(table: pd.DataFrame) -> list[str]:
-    return list(table["profile"].unique())
+def learners(table: pd.DataFrame) -> list[str]:
+    return list(table["learner"].unique())
 
 
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -31,40 +31,40 @@ def final_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["presentation"] == last]
 
 
-def column_at(table: pd.DataFrame, profile: str, column: str,
+def column_at(table: pd.DataFrame, learner: str, column: str,
               presentation: int | None = None) -> pd.DataFrame:
     """trials x items of ``column`` after a presentation (default: each trial's last)."""
-    rows = table[table.profile == profile]
+    rows = table[table.learner == learner]
     rows = final_rows(rows) if presentation is None else rows[rows.presentation == presentation]
     return rows.pivot(index="trial", columns="item", values=column).sort_index()
 
 
-def performance_at(table: pd.DataFrame, profile: str, presentation: int | None = None) -> pd.DataFrame:
-    return column_at(table, profile, "performance", presentation)
+def performance_at(table: pd.DataFrame, learner: str, presentation: int | None = None) -> pd.DataFrame:
+    return column_at(table, learner, "performance", presentation)
 
 
-def memorized_at(table: pd.DataFrame, profile: str, presentation: int | None = None) -> pd.DataFrame:
-    return column_at(table, profile, "memorized", presentation).astype(bool)
+def memorized_at(table: pd.DataFrame, learner: str, presentation: int | None = None) -> pd.DataFrame:
+    return column_at(table, learner, "memorized", presentation).astype(bool)
 
 
-def memorized_counts(table: pd.DataFrame, profile: str, presentation: int | None = None) -> np.ndarray:
+def memorized_counts(table: pd.DataFrame, learner: str, presentation: int | None = None) -> np.ndarray:
     """Memorized items per trial after a presentation (default: each trial's last)."""
-    return memorized_at(table, profile, presentation).sum(axis=1).to_numpy(dtype=float)
+    return memorized_at(table, learner, presentation).sum(axis=1).to_numpy(dtype=float)
 
 
 def trained_so_far(table: pd.DataFrame) -> pd.DataFrame:
     """Rows of a serial run restricted to the items trained so far (item <= presentation).
 
     Fig. 3 reads "n trained items" as the state after the n-th presentation,
-    counting over the first n items (protocol.md section 5).
+    counting over the first n items (docs/protocol.md section 5).
     """
     return table[(table.presentation > 0) & (table.item <= table.presentation)]
 
 
-def per_presentation(table: pd.DataFrame, profile: str, column: str, how: str) -> pd.DataFrame:
+def per_presentation(table: pd.DataFrame, learner: str, column: str, how: str) -> pd.DataFrame:
     """presentations x trials of ``how`` ("sum", "mean", "min") of ``column`` over the items trained
     so far: e.g. memorized count or gross memory after each presentation (Fig. 2f, 3c-e)."""
-    rows = trained_so_far(table[table.profile == profile])
+    rows = trained_so_far(table[table.learner == learner])
     return rows.groupby(["presentation", "trial"])[column].agg(how).astype(float).unstack("trial")
 
 
@@ -75,7 +75,7 @@ def pass_ends(table: pd.DataFrame) -> list[int]:
 
 
 def final_performance(trial: pd.DataFrame) -> pd.Series:
-    """One trial and profile: final performance by item."""
+    """One trial and learner: final performance by item."""
     last = trial[trial.presentation == trial.presentation.max()]
     return last.set_index("item")["performance"].sort_index()
 
@@ -90,7 +90,7 @@ def item_schedule(trial: pd.DataFrame) -> pd.DataFrame:
                          "last_position": by_item.max(), "mean_position": by_item.mean()})
 
 
-def per_trial(table: pd.DataFrame, profile: str, fn) -> np.ndarray:
-    """``fn(rows of one trial)`` for every trial of a profile, in trial order."""
-    rows = table[table.profile == profile]
+def per_trial(table: pd.DataFrame, learner: str, fn) -> np.ndarray:
+    """``fn(rows of one trial)`` for every trial of a learner, in trial order."""
+    rows = table[table.learner == learner]
     return np.array([fn(group) for _, group in rows.groupby("trial")], dtype=float)

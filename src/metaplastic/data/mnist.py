@@ -1,6 +1,6 @@
 """Where MNIST digits come from.
 
-In order (issue 3; ``protocol.md`` section 4):
+In order (issue 3; ``docs/protocol.md`` section 4):
 
 1. a data directory: the ``data_dir`` argument, else the ``METAPLASTIC_DATA``
    environment variable, else a per-user cache folder; read through

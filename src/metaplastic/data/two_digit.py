@@ -1,4 +1,4 @@
-"""Two-digit MNIST: the 45 classes "ij" (i < j) and their images (paper 2.3; protocol.md 4).
+"""Two-digit MNIST: the 45 classes "ij" (i < j) and their images (paper 2.3; docs/protocol.md 4).
 
 Every image is a 56x56 black canvas with digit i at rows 15-42 / columns 1-28
 and digit j at rows 15-42 / columns 29-56 (1-based, as in the reference), each

@@ -1,0 +1,296 @@
+"""What the report says, as plain data: one :class:`RunReport` per run folder.
+
+:func:`evaluate` reads a run folder through :func:`metaplastic.reader.read_run` and judges it:
+its provenance (as :class:`Fact` lines of styled :class:`Text`), every claim of its experiment
+with its verdict, the learners compared (a run with baselines) and its figures as PNG bytes.
+Everything is decided here; the renderers (:mod:`.markdown`, :mod:`.html`) only set it.
+Nothing here trains: a learner's costs are those its run measured while it trained
+(:attr:`metaplastic.reader.Run.costs`), or "not recorded".
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from metaplastic import tables
+from metaplastic.claims import MIN_TRIALS, SIGNIFICANCE, VERDICTS, Claim, Measured
+from metaplastic.experiments import EXPERIMENTS
+from metaplastic.features import calibrated_features
+from metaplastic.reader import Run, read_run
+from metaplastic.results import RunFolderError
+from metaplastic.stats import spearman
+
+NOT_RECORDED = "not recorded"
+COST_COLUMNS = ("state bytes per weight", "stored examples (MiB)", "s per presentation")
+FIGURE_DPI = 110
+
+
+@dataclass(frozen=True)
+class Text:
+    """A run of text and how it is set: ``plain``, ``strong`` (a value to notice), ``code``
+    (a name, a path, a setting), ``em`` (a claim quoted) or ``verdict`` (a verdict's name)."""
+
+    text: str
+    style: str = "plain"
+
+
+Rich = tuple[Text, ...]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One line of a run's provenance: ``label: value``."""
+
+    label: str
+    value: Rich
+
+
+@dataclass(frozen=True)
+class ClaimRow:
+    """One claim of one run, every cell as text."""
+
+    experiment: str
+    statement: str
+    paper: str
+    measured: str
+    test: str
+    p: str
+    trials: str
+    verdict: str
+    needed: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    experiment: str
+    statement: str
+    rule: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The learners of a run with baselines: ``columns[0]`` is "learner", one row per learner."""
+
+    settings: tuple[str, ...]          # each baseline's every setting, spelled out
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    costs_recorded: bool               # False: the run was trained before costs were recorded
+    device: str
+
+
+@dataclass(frozen=True)
+class FigureImage:
+    stem: str
+    png: bytes
+
+
+@dataclass
+class RunReport:
+    """One run folder, judged."""
+
+    folder: Path
+    experiment: str
+    paper: str                         # the figure of the paper it reproduces
+    seed: int | None
+    trials: list[int]
+    seconds: float | None
+    provenance: list[Fact]
+    rows: list[tuple[Claim, Measured]]
+    comparison: Comparison | None = None
+    figures: list[FigureImage] = field(default_factory=list)
+    figure_dir: str = ""               # relative to the report folder; figures/<experiment> by default
+
+    def __post_init__(self):
+        self.figure_dir = self.figure_dir or f"figures/{self.experiment}"
+
+    def figure_path(self, figure: FigureImage) -> str:
+        return f"{self.figure_dir}/{figure.stem}.png"
+
+    @property
+    def claim_rows(self) -> list[ClaimRow]:
+        trials = f"{len(self.trials)} (seed {self.seed})"
+        return [ClaimRow(self.experiment, claim.statement, claim.paper, m.statistic, m.test,
+                         "-" if m.p_value is None else f"{m.p_value:.3g}", trials, m.verdict,
+                         "-" if m.trials_needed is None else str(m.trials_needed), claim.rule)
+                for claim, m in self.rows]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """How many of this run's claims got each verdict (every verdict, zeros included)."""
+        verdicts = [m.verdict for _, m in self.rows]
+        return {v: verdicts.count(v) for v in VERDICTS}
+
+
+def evaluate(run_dir: str | Path, figures: bool = False) -> RunReport:
+    """Judge one run folder: its claims, provenance, learners compared and (``figures``) figures."""
+    run = read_run(run_dir)
+    if run.experiment not in EXPERIMENTS:
+        raise RunFolderError(f"{run.folder} holds an experiment this version does not know "
+                             f"({run.experiment!r}; known: {', '.join(EXPERIMENTS)})")
+    spec = EXPERIMENTS[run.experiment]
+    rows = [(claim, claim.check(run.records)) for claim in spec.claims]
+    comparison = comparison_of(run) if run.config.get("learner_settings") else None
+    return RunReport(run.folder, run.experiment, spec.paper, run.config.get("seed"), run.trials,
+                     run.seconds, provenance(run), rows, comparison,
+                     draw_figures(run) if figures else [])
+
+
+# --------------------------------------------------------------------------- across runs
+
+
+def verdict_counts(reports: list[RunReport]) -> dict[str, int]:
+    """How many claims of all runs got each verdict."""
+    return {v: sum(r.counts[v] for r in reports) for v in VERDICTS}
+
+
+def verdict_sentence(reports: list[RunReport]) -> str:
+    """One sentence: how many claims got each verdict."""
+    counts = verdict_counts(reports)
+    parts = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return f"{sum(counts.values())} claims: {parts}."
+
+
+def rules_intro() -> Rich:
+    """How verdicts are decided, as fixed in :mod:`metaplastic.claims`."""
+    holds, contradicted, not_shown, inconclusive = VERDICTS
+    return (Text("Fixed in "), Text("metaplastic.claims", "code"),
+            Text(f" before any run. Significance p < {SIGNIFICANCE}. "),
+            Text(holds, "verdict"), Text(": every part of the claim met; "),
+            Text(contradicted, "verdict"), Text(": some part goes the other way significantly (or a "
+                                                "claimed NS is significant); "),
+            Text(not_shown, "verdict"), Text(": right direction but not significant (\"trials needed\": "
+                                             "the trials the observed effect size would need for power "
+                                             "0.8, one-sided t-test); "),
+            Text(inconclusive, "verdict"), Text(f": fewer than {MIN_TRIALS} trials, a missing profile or "
+                                                "too short a sequence."))
+
+
+def rules(reports: list[RunReport]) -> list[Rule]:
+    """Each claim's verdict rule, once per experiment and claim."""
+    seen: dict[tuple[str, str], Rule] = {}
+    for r in reports:
+        for claim, _ in r.rows:
+            seen.setdefault((r.experiment, claim.statement), Rule(r.experiment, claim.statement, claim.rule))
+    return list(seen.values())
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def provenance(run: Run) -> list[Fact]:
+    """Where a run's numbers come from: folder, backbone, MNIST, sizes, device, versions, time."""
+    backbone, mnist, c = run.provenance.get("backbone", {}), run.provenance.get("mnist", {}), run.config
+    weights: list[Text] = [Text(str(backbone.get("weights")), "strong")]
+    if backbone.get("architecture"):
+        weights.append(Text(f" ({backbone['architecture']})"))
+    if not calibrated_features(backbone):
+        weights.append(Text("; NOT the features the presets were calibrated on (untrained Table S1)"))
+    source: list[Text] = [Text(str(mnist.get("source")), "strong")]
+    if mnist.get("location"):
+        source.append(Text(f" ({mnist['location']})"))
+    sizes = (f"{c.get('scale')}; {c.get('items')} items, width {c.get('width')}, "
+             f"{c.get('train_per_class')} positives, {c.get('test_per_class')} test images per item, "
+             f"{c.get('epochs')} epochs, batch {c.get('batch_size')}, lr {_g(c.get('lr'))}, "
+             f"alpha {_g(c.get('alpha'))}, feature scale {_g(c.get('feature_scale'))}"
+             + (" (centred)" if c.get("center_features") else ""))
+    time = "unknown" if run.seconds is None else f"{run.seconds:.0f} s"
+    return [Fact("run folder", (Text(run.folder.name, "code"),)),
+            Fact("backbone weights", tuple(weights)),
+            Fact("MNIST source", tuple(source)),
+            Fact("scale", (Text(sizes),)),
+            Fact("device", (Text(f"{c.get('device', 'cpu')}, precision {c.get('precision', 'float32')}"),)),
+            Fact("versions", (Text(", ".join(f"{k} {v}" for k, v in run.versions.items()) or "unknown"),)),
+            Fact("trials", (Text(f"{len(run.trials)} (run seed {c.get('seed')}), run time: {time}"),))]
+
+
+def _g(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _mean_sd(values) -> str:
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0 or np.all(np.isnan(values)):
+        return "-"
+    sd = np.nanstd(values, ddof=1) if np.sum(~np.isnan(values)) > 1 else 0.0
+    return f"{np.nanmean(values):.2f} ± {sd:.2f}"
+
+
+def learner_measures(table: pd.DataFrame, learner: str, kind: str) -> dict[str, str]:
+    """Per learner, over trials (mean ± SD): memorized items, gross memory and the lowest item
+    after the last presentation; for poisoning, average performance before and after the
+    poisoned pass; for frequency, Spearman of final performance with order and frequency."""
+    mine = table[table.learner == learner]
+    by_trial = tables.final_rows(mine).groupby("trial")
+    out = {"memorized items": _mean_sd(by_trial["memorized"].sum()),
+           "gross memory": _mean_sd(by_trial["performance"].sum()),
+           "lowest item": _mean_sd(by_trial["performance"].min())}
+    if kind == "poisoning":
+        n, last = tables.n_items(table), int(table["presentation"].max())
+        before = mine[mine.presentation == last - n].groupby("trial")["performance"].mean()
+        after = mine[mine.presentation == last].groupby("trial")["performance"].mean()
+        out["performance before / after poisoning"] = f"{_mean_sd(before)} / {_mean_sd(after)}"
+    if kind == "frequency":
+        order, frequency = [], []
+        for _, trial in mine.groupby("trial"):
+            schedule = tables.item_schedule(trial)
+            performance = tables.final_performance(trial).reindex(schedule.index)
+            order.append(spearman(schedule["last_position"], performance)[0])
+            frequency.append(spearman(schedule["frequency"], performance)[0])
+        out["Spearman with order"] = _mean_sd(order)
+        out["Spearman with frequency"] = _mean_sd(frequency)
+    return out
+
+
+def cost_cells(cost: dict | None) -> tuple[str, str, str]:
+    """A learner's costs as the comparison table shows them; "not recorded" where unknown."""
+    if not cost:
+        return (NOT_RECORDED,) * 3
+    stored = int(round(cost["stored_examples"]))
+    return (f"{cost['state_bytes_per_weight']:.1f}",
+            f"{stored} ({cost['stored_bytes'] / 2**20:.1f} MiB)" if stored else "0",
+            f"{cost['seconds_per_presentation']:.2f}")
+
+
+def comparison_of(run: Run) -> Comparison:
+    """One row per learner of a run: what it remembers (:func:`learner_measures`) and what it
+    cost while the run trained (:attr:`Run.costs`)."""
+    kind = EXPERIMENTS[run.experiment].kind
+    measures = {name: learner_measures(run.records, name, kind) for name in run.learners}
+    columns = list(next(iter(measures.values())))
+    rows = tuple((name, *(measures[name][c] for c in columns), *cost_cells(run.costs.get(name)))
+                 for name in run.learners)
+    return Comparison(tuple(run.config.get("learner_settings", ())), ("learner", *columns, *COST_COLUMNS),
+                      rows, bool(run.costs), str(run.config.get("device", "cpu")))
+
+
+def comparison_note(comparison: Comparison) -> str:
+    """How the comparison table was measured."""
+    costs = ("Costs, measured while the run trained (device " + comparison.device + "), mean over "
+             "trials: the state each learner's method keeps beyond its weights, in bytes per "
+             "parameter (the profiles of one stacked model share its optimizer's); the training "
+             "examples it stores per network (features, fp32, with labels); its seconds per "
+             "presentation: its share of the stacked model's training time per network.")
+    if not comparison.costs_recorded:
+        costs += (f" This run was trained before costs were recorded: those cells say "
+                  f"{NOT_RECORDED} (the report never trains to measure them).")
+    return "After the last presentation, mean ± SD over trials. " + costs
+
+
+def draw_figures(run: Run) -> list[FigureImage]:
+    """Every figure that applies to the run, as PNG bytes."""
+    from metaplastic.plots import _pyplot, figures_for
+
+    plt = _pyplot()
+    images = []
+    for stem, fig in figures_for(run.records).items():
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+        plt.close(fig)
+        images.append(FigureImage(stem, buffer.getvalue()))
+    return images
