@@ -44,6 +44,19 @@ def test_reading_writes_nothing(run_folder):
     assert _snapshot(folder) == before
 
 
+def test_a_damaged_trial_file_is_left_out_and_left_in_place(run_folder, tmp_path):
+    folder, table = run_folder
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy)
+    damaged = sorted((copy / "trials").glob("trial-*.parquet"))[0]
+    damaged.write_bytes(b"not parquet")
+    before = _snapshot(copy)
+    with pytest.warns(RuntimeWarning, match="is damaged .* is left out"):
+        run = read_run(copy)
+    assert _snapshot(copy) == before                       # nothing renamed, nothing written
+    assert run.trials == [1] and run.records.equals(table[table.trial == 1].reset_index(drop=True))
+
+
 def test_a_folder_of_trial_files_alone_reads(run_folder, tmp_path):
     folder, table = run_folder
     copy = tmp_path / folder.name

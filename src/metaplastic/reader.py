@@ -76,7 +76,7 @@ def _read_config(folder: Path) -> dict:
 
 
 def _read_records(folder: Path) -> pd.DataFrame:
-    table = merge_trials(folder / TRIALS_DIR) if (folder / TRIALS_DIR).is_dir() else None
+    table = merge_trials(folder / TRIALS_DIR, set_aside=False) if (folder / TRIALS_DIR).is_dir() else None
     if table is None and (folder / "records.parquet").is_file():
         try:
             table = upgrade(pd.read_parquet(folder / "records.parquet"))

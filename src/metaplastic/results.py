@@ -295,9 +295,12 @@ def trial_notes(folder: Path) -> dict[int, dict]:
     return notes
 
 
-def merge_trials(folder: Path) -> pd.DataFrame | None:
-    """The records of every trial file in ``folder``, in the order of one writer's table. A trial
-    file that cannot be read is set aside (renamed ``*.damaged``) and its trial trained again."""
+def merge_trials(folder: Path, *, set_aside: bool = True) -> pd.DataFrame | None:
+    """The records of every trial file in ``folder``, in the order of one writer's table.
+
+    A trial file that cannot be read is left out with a warning. The writer (``set_aside``) also
+    renames it ``*.damaged`` so that its trial is trained again; the reader leaves the folder as
+    it found it."""
     tables = []
     for trial, path in sorted(_trial_files(folder).items()):
         try:
@@ -305,10 +308,14 @@ def merge_trials(folder: Path) -> pd.DataFrame | None:
         except FileNotFoundError:
             continue
         except Exception as error:   # truncated or foreign file: pyarrow raises several kinds
-            aside = path.with_suffix(".parquet.damaged")
-            os.replace(path, aside)
-            warnings.warn(f"{path} is damaged ({type(error).__name__}); moved to {aside.name}, and "
-                          f"trial {trial} will be trained again", RuntimeWarning, stacklevel=2)
+            if set_aside:
+                aside = path.with_suffix(".parquet.damaged")
+                os.replace(path, aside)
+                what = f"moved to {aside.name}, and trial {trial} will be trained again"
+            else:
+                what = f"trial {trial} is left out (running the experiment again retrains it)"
+            warnings.warn(f"{path} is damaged ({type(error).__name__}); {what}",
+                          RuntimeWarning, stacklevel=2)
     if not tables:
         return None
     table = upgrade(pd.concat(tables, ignore_index=True))
