@@ -105,3 +105,36 @@ def test_the_two_pass_max_pool_leaves_other_pools_and_gradients_to_torch():
     for kwargs in [dict(kernel_size=2, stride=2), dict(kernel_size=3, stride=2, padding=1),
                    dict(kernel_size=3, stride=2, ceil_mode=True)]:
         assert torch.equal(MaxPool2d(**kwargs)(y), torch.nn.MaxPool2d(**kwargs)(y)), kwargs
+
+
+def test_layer_shapes_and_state_keys_follow_the_network():
+    from metaplastic.alexnet import layer_shapes, state_keys
+
+    network = table_s1_features(0).state_dict()
+    for name, index in state_keys().items():
+        weight, bias = layer_shapes()[name]
+        assert tuple(network[f"{index}.weight"].shape) == weight
+        assert tuple(network[f"{index}.bias"].shape) == bias
+    assert state_keys() == {"conv1": "0", "conv2": "4", "conv3": "8", "conv4": "10", "conv5": "12"}
+
+
+def test_weights_go_in_unchanged_and_the_wrong_ones_are_named():
+    import pytest
+
+    from metaplastic.alexnet import LAYER_NAMES, table_s1_with_weights
+
+    donor = [m for m in table_s1_features(5) if isinstance(m, torch.nn.Conv2d)]
+    layers = {name: (conv.weight.double(), conv.bias) for name, conv in zip(LAYER_NAMES, donor)}
+    built = table_s1_with_weights(layers)
+    state = torch.random.get_rng_state()
+    rebuilt = table_s1_with_weights(layers)
+    assert torch.equal(torch.random.get_rng_state(), state)   # torch's global stream is left alone
+    for a, b, c in zip(built.state_dict().values(), rebuilt.state_dict().values(),
+                       table_s1_features(5).state_dict().values()):
+        assert torch.equal(a, c) and torch.equal(b, c)
+    with pytest.raises(ValueError, match="no conv4"):
+        table_s1_with_weights({k: v for k, v in layers.items() if k != "conv4"})
+    with pytest.raises(ValueError, match=r"conv3 weights have shape \[384, 256, 5, 5\]"):
+        table_s1_with_weights(layers | {"conv3": (torch.zeros(384, 256, 5, 5), torch.zeros(384))})
+    with pytest.raises(ValueError, match="conv1 biases are torch.int64, not floating-point numbers"):
+        table_s1_with_weights(layers | {"conv1": (layers["conv1"][0], torch.zeros(96, dtype=torch.long))})

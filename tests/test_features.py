@@ -198,3 +198,237 @@ def test_cache_key_names_the_extraction_device_except_for_the_cpu(tmp_path, back
     assert gpu.settings("01", "train", 5, 0)["extraction"] == {"device": "cuda", "precision": "float32"}
     assert cpu.key("01", "train", 5, 0) != gpu.key("01", "train", 5, 0)
     assert (cpu.batch_size, gpu.batch_size) == (64, 512)   # large batches on a GPU
+
+
+# ------------------------------------------------------------------ the draw seed
+
+
+def test_the_draw_seed_of_the_spec_is_the_untrained_networks_seed():
+    default, seeded = ft.load_backbone(), ft.load_backbone("untrained-s1:seed=1")
+    assert ft.load_backbone("untrained-s1:seed=0").fingerprint == default.fingerprint
+    assert seeded.fingerprint == ft.load_backbone("untrained-s1", seed=1).fingerprint != default.fingerprint
+    assert (default.describe()["seed"], seeded.describe()["seed"]) == (0, 1)
+    assert seeded.describe()["preprocessing"] == default.describe()["preprocessing"]
+    assert default.is_calibrated and not seeded.is_calibrated   # calibrated on seed 0's draw only
+    torchvision_variant = ft.load_backbone("untrained:seed=2")
+    assert torchvision_variant.fingerprint == ft.load_backbone("untrained", seed=2).fingerprint
+    assert torchvision_variant.describe()["seed"] == 2
+    # Provenance written before the seed was recorded: the default, calibrated.
+    assert ft.calibrated_features({k: v for k, v in default.describe().items() if k != "seed"})
+
+
+def test_another_draw_seed_is_another_run_and_cache_entry_the_default_is_todays():
+    from metaplastic.experiments import make_config
+    from metaplastic.results import run_name
+
+    mnist = {"source": "mnist", "fingerprint": "f", "train_digits": 60000, "test_digits": 10000}
+    names, keys = {}, {}
+    for spec in ("untrained-s1", "untrained-s1:seed=0", "untrained-s1:seed=1"):
+        backbone = ft.load_backbone(spec)
+        config = make_config("serial-position", "quick", backbone=spec)
+        names[spec] = run_name(config, {"backbone": backbone.describe(), "mnist": mnist})
+        keys[spec] = ft.FeatureCache.key(_Keyed(backbone), "38", "train", 10, 0)
+    assert names["untrained-s1"] == names["untrained-s1:seed=0"] != names["untrained-s1:seed=1"]
+    assert keys["untrained-s1"] == keys["untrained-s1:seed=0"] != keys["untrained-s1:seed=1"]
+    # The default's cache key as it was before the seed could be chosen (existing caches hit).
+    today = {"class": "38", "split": "train", "images": 10, "dataset_seed": 0, "digits": "d",
+             "backbone": "untrained", "backbone_fingerprint": ft.load_backbone().fingerprint,
+             "preprocessing": ft.PREPROCESSING["reference"], "extraction_version": ft.EXTRACTION_VERSION,
+             "dtype": "float16"}
+    assert _Keyed(ft.load_backbone()).settings("38", "train", 10, 0) == today
+
+
+class _Keyed(ft.FeatureCache):
+    """A cache's keys without its folder."""
+
+    def __init__(self, backbone):
+        self.backbone, self.digits_fingerprint, self.device_type = backbone, "d", "cpu"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("untrained-s1:seed=x", "seed must be an integer between 0 and 2\\*\\*63-1, got 'x'"),
+    ("untrained-s1:seed=-1", "seed must be an integer"),
+    ("untrained-s1:seed=1e3", "seed must be an integer"),
+    ("untrained-s1:seed=", "seed must be an integer"),
+    ("untrained-s1:depth=3", "unknown option 'depth=3'; untrained-s1 takes seed=K"),
+    ("untrained-s1:", "unknown option ''"),
+    ("untrained:seed=1,seed=2", "seed is given twice"),
+    ("imagenet:seed=1", "imagenet takes no options"),
+    ("auto:seed=1", "auto takes no options"),
+])
+def test_bad_backbone_specs_are_clear_errors(spec, message):
+    from metaplastic.config import parse_backbone
+
+    with pytest.raises(ValueError, match=message):
+        parse_backbone(spec)
+    with pytest.raises(ft.BackboneError, match=message):
+        ft.load_backbone(spec)
+
+
+def test_a_seed_asked_twice_must_agree():
+    with pytest.raises(ft.BackboneError, match="names seed 1, but seed=2"):
+        ft.load_backbone("untrained-s1:seed=1", seed=2)
+
+
+# ------------------------------------------------------------------ BVLC's ImageNet weights
+
+#: Table S1's conv layers in the layout of bvlc_alexnet.npy: W [kh, kw, in/groups, out], b [out].
+BVLC_SHAPES = {"conv1": (11, 11, 3, 96), "conv2": (5, 5, 48, 256), "conv3": (3, 3, 256, 384),
+               "conv4": (3, 3, 192, 384), "conv5": (3, 3, 192, 256)}
+
+
+def _bvlc_standin(seed=0, **changed_shapes):
+    rng = np.random.default_rng(seed)
+    layers = {name: [rng.standard_normal(changed_shapes.get(name, shape)).astype(np.float32) * 0.01,
+                     rng.standard_normal(shape[-1]).astype(np.float32)]
+              for name, shape in BVLC_SHAPES.items()}
+    layers["fc6"] = [np.zeros((2, 3), np.float32), np.zeros(3, np.float32)]   # ignored
+    layers["fc8"] = [np.zeros((3, 2), np.float32), np.zeros(2, np.float32)]
+    return layers
+
+
+def _save_npy(path, layers):
+    np.save(path, layers, allow_pickle=True)
+    return path
+
+
+def test_bvlc_weights_load_into_the_table_s1_network_in_torchs_layout(tmp_path):
+    layers = _bvlc_standin()
+    path = _save_npy(tmp_path / "bvlc_alexnet.npy", layers)
+    loaded = ft.load_backbone(str(path))
+    convs = [m for m in loaded.module if isinstance(m, torch.nn.Conv2d)]
+    for (name, (weight, bias)), conv in zip(((n, layers[n]) for n in BVLC_SHAPES), convs):
+        expected = np.einsum("hwio->oihw", weight)      # [kh, kw, in, out] -> [out, in, kh, kw]
+        if name == "conv1":
+            expected = expected[:, ::-1]                # B, G, R -> the network's R, G, B
+        np.testing.assert_array_equal(conv.weight.numpy(), expected, err_msg=name)
+        np.testing.assert_array_equal(conv.bias.numpy(), bias, err_msg=name)
+    # One weight by hand: conv2's output 130 (the second group), input 7, kernel row 1, column 4.
+    assert convs[1].weight[130, 7, 1, 4].item() == layers["conv2"][0][1, 4, 7, 130]
+    assert convs[0].weight[5, 0, 2, 3].item() == layers["conv1"][0][2, 3, 2, 5]   # R is the file's third
+    assert loaded.weights == str(path) and loaded.architecture == ft.TABLE_S1_ARCHITECTURE
+    assert loaded.input_style == "reference" and "seed" not in loaded.describe()
+    assert loaded.fingerprint != ft.load_backbone().fingerprint and not loaded.is_calibrated
+    assert ft.load_backbone(str(_save_npy(tmp_path / "again.npy", layers))).fingerprint == loaded.fingerprint
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 56, 56), dtype=np.uint8)
+    assert ft.extract(loaded, images).shape == (2, ft.FEATURE_DIM)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(conv2=(5, 5, 96, 256)), r"conv2 weights have shape \[5, 5, 96, 256\]; Table S1's conv2 wants "
+                                  r"\[5, 5, 48, 256\] \(\[kh, kw, in/groups, out\]\)"),
+    (dict(conv1=(96, 3, 11, 11)), r"conv1 weights have shape \[96, 3, 11, 11\].*that is torch's layout"),
+    (dict(conv5=(3, 3, 192, 384)), r"conv5 weights have shape \[3, 3, 192, 384\]"),
+])
+def test_bvlc_weights_of_the_wrong_shape_are_named(tmp_path, change, message):
+    path = _save_npy(tmp_path / "w.npy", _bvlc_standin(**change))
+    with pytest.raises(ft.BackboneError, match=message):
+        ft.load_backbone(str(path))
+
+
+def test_bvlc_files_that_are_not_the_weights_are_clear_errors(tmp_path):
+    layers = _bvlc_standin()
+    layers["conv4"][1] = np.zeros(5, np.float32)
+    with pytest.raises(ft.BackboneError, match=r"conv4 biases have shape \[5\]; Table S1's conv4 wants "
+                                               r"\[384\]"):
+        ft.load_backbone(str(_save_npy(tmp_path / "bias.npy", layers)))
+    del layers["conv3"]
+    with pytest.raises(ft.BackboneError, match="no conv3 .it holds conv1, conv2, conv4, conv5, fc6, fc8"):
+        ft.load_backbone(str(_save_npy(tmp_path / "missing.npy", layers)))
+    layers = _bvlc_standin()
+    layers["conv1"][0][0, 0, 0, 0] = np.nan
+    with pytest.raises(ft.BackboneError, match="conv1 weights are not all finite"):
+        ft.load_backbone(str(_save_npy(tmp_path / "nan.npy", layers)))
+    np.save(tmp_path / "array.npy", np.zeros((3, 4)))
+    with pytest.raises(ft.BackboneError, match=r"not a BVLC AlexNet weights file: it holds an array "
+                                               r"of shape \[3, 4\]"):
+        ft.load_backbone(str(tmp_path / "array.npy"))
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(ft.BackboneError, match="cannot read backbone weights .*junk.npy as a NumPy file"):
+        ft.load_backbone(str(tmp_path / "junk.npy"))
+    with pytest.raises(ft.BackboneError, match="does not exist"):
+        ft.load_backbone(str(tmp_path / "absent.npy"))
+
+
+# ------------------------------------------------------------------ a Table S1 state dict
+
+
+def test_a_table_s1_state_dict_is_told_from_torchvisions_by_its_keys(tmp_path):
+    from metaplastic.alexnet import table_s1_features
+
+    donor = table_s1_features(9)
+    torch.save(donor.state_dict(), tmp_path / "s1.pth")
+    torch.save({f"features.{k}": v for k, v in donor.state_dict().items()}, tmp_path / "s1-whole.pth")
+    for name in ("s1.pth", "s1-whole.pth"):
+        loaded = ft.load_backbone(str(tmp_path / name))
+        assert loaded.architecture == ft.TABLE_S1_ARCHITECTURE and loaded.input_style == "reference"
+        for (key, a), b in zip(loaded.module.state_dict().items(), donor.state_dict().values()):
+            assert torch.equal(a, b), key
+        assert loaded.fingerprint == ft.load_backbone("untrained-s1:seed=9").fingerprint
+    state = donor.state_dict()
+    state["4.weight"] = torch.zeros(256, 96, 5, 5)
+    torch.save(state, tmp_path / "wrong.pth")
+    with pytest.raises(ft.BackboneError, match=r"conv2 weights have shape \[256, 96, 5, 5\]; Table S1's "
+                                               r"conv2 wants \[256, 48, 5, 5\]"):
+        ft.load_backbone(str(tmp_path / "wrong.pth"))
+    del state["4.weight"], state["12.bias"]
+    torch.save(state, tmp_path / "short.pth")
+    with pytest.raises(ft.BackboneError, match=r"no conv2 \(4.weight, 4.bias\), "
+                                               r"conv5 \(12.weight, 12.bias\)"):
+        ft.load_backbone(str(tmp_path / "short.pth"))
+
+
+# ------------------------------------------------------------------ a mean image
+
+
+def test_a_mean_image_replaces_the_mean_pixel(tmp_path):
+    rng = np.random.default_rng(1)
+    caffe = rng.uniform(90, 130, size=(3, 256, 256)).astype(np.float32)     # B, G, R
+    np.save(tmp_path / "ilsvrc_2012_mean.npy", caffe)
+    mean = ft.load_mean_image(tmp_path / "ilsvrc_2012_mean.npy")
+    rgb = caffe[::-1, 14:241, 14:241]                                      # Caffe's centre crop
+    np.testing.assert_array_equal(mean.values[0].numpy(), rgb)
+    matlab = np.ascontiguousarray(rgb.transpose(1, 2, 0))                 # [227, 227, 3], R, G, B
+    np.save(tmp_path / "average_image.npy", matlab)
+    assert ft.load_mean_image(tmp_path / "average_image.npy").digest == mean.digest   # same mean
+    images = rng.integers(0, 256, size=(2, 56, 56), dtype=np.uint8)
+    plain = ft.preprocess(images, "reference") + torch.tensor(ft.REFERENCE_MEAN_PIXEL).view(1, 3, 1, 1)
+    torch.testing.assert_close(ft.preprocess(images, "reference", mean), plain - torch.from_numpy(rgb.copy()))
+    np.save(tmp_path / "pixel.npy", np.array([103.939, 116.779, 123.68]))   # B, G, R
+    pixel = ft.load_mean_image(tmp_path / "pixel.npy")
+    torch.testing.assert_close(pixel.values.flatten(), torch.tensor(ft.REFERENCE_MEAN_PIXEL))
+
+    default = ft.load_backbone()
+    with_mean = ft.load_backbone(mean_image=tmp_path / "ilsvrc_2012_mean.npy")
+    assert with_mean.fingerprint == default.fingerprint             # the weights are the same ...
+    assert with_mean.preprocessing != default.preprocessing         # ... the input is not: another run
+    assert mean.digest in with_mean.preprocessing and not with_mean.is_calibrated
+    assert with_mean.describe()["mean_image"]["shape"] == [3, 256, 256]
+    assert _Keyed(with_mean).key("01", "train", 3, 0) != _Keyed(default).key("01", "train", 3, 0)
+    assert not np.array_equal(ft.extract(with_mean, images), ft.extract(default, images))
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.zeros((3, 200, 200)) + 100, r"has shape \[3, 200, 200\]; give \[3\] \(a mean pixel"),
+    (np.zeros((256, 256)) + 100, r"has shape \[256, 256\]"),
+    (np.zeros(3) + 0.45, "looks like the 0-1 scale"),
+    (np.array([100.0, np.nan, 100.0]), "NaN or infinite"),
+    (np.array(["a", "b", "c"]), "not an array of real numbers"),
+])
+def test_a_mean_image_of_the_wrong_shape_or_scale_is_a_clear_error(tmp_path, array, message):
+    np.save(tmp_path / "mean.npy", array)
+    with pytest.raises(ft.BackboneError, match=message):
+        ft.load_mean_image(tmp_path / "mean.npy")
+
+
+def test_a_mean_image_belongs_to_the_table_s1_input(tmp_path):
+    np.save(tmp_path / "mean.npy", np.array([104.0, 117.0, 124.0]))
+    with pytest.raises(ft.BackboneError, match="--mean-image replaces the mean pixel of the Table S1"):
+        ft.load_backbone("untrained", mean_image=tmp_path / "mean.npy")
+    with pytest.raises(ft.BackboneError, match="give a .npy file"):
+        ft.load_mean_image(tmp_path / "mean.txt")
+    with pytest.raises(ft.BackboneError, match="does not exist"):
+        ft.load_mean_image(tmp_path / "absent.npy")
+    np.save(tmp_path / "pickled.npy", {"mean": 1}, allow_pickle=True)
+    with pytest.raises(ft.BackboneError, match="cannot read the mean image"):
+        ft.load_mean_image(tmp_path / "pickled.npy")

@@ -24,12 +24,21 @@ of it that gives the same numbers bit for bit, faster on the CPU
 The untrained network draws its weights from a CPU ``torch.Generator`` seeded
 by ``seed`` (He-normal weights, the right scale for ReLU layers; zero biases),
 so it is the same on every machine for a given seed and torch version.
+
+Trained weights go in by :func:`table_s1_with_weights` (torch's layout) or
+:func:`table_s1_from_bvlc` (the BVLC weights as the common ``bvlc_alexnet.npy``
+holds them: TensorFlow's layout, B, G, R input channels). Either checks every
+layer's shapes against the table. The network takes its input channels in the
+order R, G, B: the mean pixel of its preprocessing is R, G, B
+(metaplastic.features), and BVLC's conv1 is reversed to match.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -134,3 +143,91 @@ def _initialise(features: nn.Sequential, generator: torch.Generator) -> None:
             layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator)
                                * math.sqrt(2.0 / fan_in))
             layer.bias.zero_()
+
+
+#: The conv layers' names, in the order of CONV_LAYERS (as BVLC's files name them).
+LAYER_NAMES = ("conv1", "conv2", "conv3", "conv4", "conv5")
+
+
+def layer_shapes() -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Each conv layer's (weight, bias) shapes in torch's layout: ``[out, in/groups, kh, kw]``, ``[out]``."""
+    shapes, channels = {}, 3
+    for name, (out, kernel, _, _, groups, _, _) in zip(LAYER_NAMES, CONV_LAYERS):
+        shapes[name] = ((out, channels // groups, kernel, kernel), (out,))
+        channels = out
+    return shapes
+
+
+def state_keys() -> dict[str, str]:
+    """Each conv layer's index in the network (the prefix of its state-dict keys): conv2 is "4"."""
+    convs = [index for index, layer in enumerate(table_s1_features(None)) if isinstance(layer, nn.Conv2d)]
+    return {name: str(index) for name, index in zip(LAYER_NAMES, convs)}
+
+
+def table_s1_with_weights(layers: Mapping[str, tuple[torch.Tensor, torch.Tensor]]) -> nn.Sequential:
+    """The Table S1 network holding ``layers[name] = (weight, bias)`` in torch's layout, R, G, B input.
+
+    A missing layer, a shape other than the table's or a non-finite value is a ValueError naming
+    the layer and the shapes."""
+    missing = [name for name in LAYER_NAMES if name not in layers]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} (Table S1 has {', '.join(LAYER_NAMES)})")
+    with torch.random.fork_rng(devices=[]):   # torch's default init, overwritten: no global draw
+        features = table_s1_features(None)
+    convs = [layer for layer in features if isinstance(layer, nn.Conv2d)]
+    with torch.no_grad():
+        for name, conv, (weight_shape, bias_shape) in zip(LAYER_NAMES, convs, layer_shapes().values()):
+            weight, bias = (torch.as_tensor(t) for t in layers[name])
+            for part, tensor, wanted in (("weights", weight, weight_shape), ("biases", bias, bias_shape)):
+                if tuple(tensor.shape) != wanted:
+                    raise ValueError(f"{name} {part} have shape {list(tensor.shape)}; Table S1's {name} "
+                                     f"wants {list(wanted)}"
+                                     + (" ([out, in/groups, kh, kw])" if part == "weights" else ""))
+                if not tensor.is_floating_point():
+                    raise ValueError(f"{name} {part} are {tensor.dtype}, not floating-point numbers")
+                if not torch.isfinite(tensor).all():
+                    raise ValueError(f"{name} {part} are not all finite (NaN or infinity)")
+            conv.weight.copy_(weight)
+            conv.bias.copy_(bias)
+    return features
+
+
+def table_s1_from_bvlc(layers: Mapping[str, Sequence[np.ndarray]]) -> nn.Sequential:
+    """The Table S1 network holding the BVLC weights as ``bvlc_alexnet.npy`` stores them.
+
+    ``layers["conv1"] = [W, b]`` with ``W`` in TensorFlow's layout ``[kh, kw, in/groups, out]``
+    and input channels B, G, R (Caffe's, which the file inherits); conv2, conv4 and conv5 have
+    2 groups, the first half of ``out`` reading the first half of the input channels, as torch's
+    groups do. Other entries (fc6..fc8) are ignored. Each ``W`` becomes ``W.transpose(3, 2, 0, 1)``
+    and conv1's input channels are reversed to R, G, B. Shapes are checked in the file's layout."""
+    missing = [name for name in LAYER_NAMES if name not in layers]
+    if missing:
+        held = ", ".join(sorted(map(str, layers))) or "nothing"
+        raise ValueError(f"no {', '.join(missing)} (it holds {held}; BVLC's AlexNet has "
+                         f"{', '.join(LAYER_NAMES)}, fc6, fc7, fc8)")
+    weights = {}
+    for name, (weight_shape, bias_shape) in layer_shapes().items():
+        entry = layers[name]
+        if isinstance(entry, np.ndarray) and entry.dtype == object and entry.ndim == 1:
+            entry = list(entry)   # a pair stored as an object array
+        if isinstance(entry, (str, bytes, Mapping)) or not isinstance(entry, Sequence) or len(entry) != 2:
+            raise ValueError(f"{name} is a {type(entry).__name__}, not a pair [weights, biases]")
+        try:
+            weight, bias = (np.asarray(part, dtype=np.float32) for part in entry)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} does not hold numeric arrays") from None
+        out, in_per_group, kh, kw = weight_shape
+        file_layout = (kh, kw, in_per_group, out)
+        if weight.shape != file_layout:
+            hint = (" (that is torch's layout [out, in/groups, kh, kw]; this file format holds "
+                    "[kh, kw, in/groups, out])" if weight.shape == weight_shape else "")
+            raise ValueError(f"{name} weights have shape {list(weight.shape)}; Table S1's {name} wants "
+                             f"{list(file_layout)} ([kh, kw, in/groups, out]){hint}")
+        if bias.shape != bias_shape:
+            raise ValueError(f"{name} biases have shape {list(bias.shape)}; Table S1's {name} wants "
+                             f"{list(bias_shape)}")
+        weight = torch.from_numpy(np.ascontiguousarray(weight.transpose(3, 2, 0, 1)))
+        if name == "conv1":
+            weight = weight.flip(1)   # B, G, R -> R, G, B
+        weights[name] = (weight, torch.from_numpy(bias))
+    return table_s1_with_weights(weights)

@@ -107,11 +107,28 @@ def _add_run_options(command) -> None:
     command.add_argument("--backbone", default=DEFAULT_BACKBONE,
                          help="AlexNet conv1..pool5: untrained-s1 (the paper's Table S1 network, "
                               "untrained, seed 0: the same on every machine, and what the presets "
-                              "are calibrated on), imagenet (torchvision's variant with its ImageNet "
-                              "weights), untrained (torchvision's variant), auto (imagenet if "
-                              "obtainable, else untrained), or a path to a .pth state dict of "
-                              "torchvision's AlexNet; every choice but the default warns that the "
-                              "presets were not calibrated for it (default: untrained-s1)")
+                              "are calibrated on); untrained-s1:seed=K (another draw of it); "
+                              "PATH.npy (BVLC's ImageNet weights, the paper's, in the Table S1 network: "
+                              "a pickled dict {'conv1': [W, b], ...} as bvlc_alexnet.npy, W "
+                              "[kh, kw, in/groups, out], input B, G, R; unpickled, so the file must be "
+                              "trusted); PATH.pth (a state dict of the Table S1 network, "
+                              "metaplastic.alexnet, or of torchvision's AlexNet, told by its keys); "
+                              "imagenet (torchvision's "
+                              "variant with its ImageNet weights); untrained or untrained:seed=K "
+                              "(torchvision's variant); auto (imagenet if obtainable, else untrained). "
+                              "The weights' fingerprint enters the run folder's name; every choice but "
+                              "the default warns that the presets were not calibrated for it "
+                              "(docs/features.md) (default: untrained-s1)")
+    command.add_argument("--mean-image",
+                         help="a .npy mean image subtracted from the Table S1 network's 0-255 input "
+                              "instead of the mean pixel (123.68, 116.78, 103.94): [3, H, W] B, G, R "
+                              "(Caffe's ilsvrc_2012_mean.npy, [3, 256, 256]; its centre 227x227 is "
+                              "used), [H, W, 3] R, G, B (MATLAB's averageImage, [227, 227, 3]) or [3] "
+                              "a mean pixel B, G, R; it enters the run's identity (default: none)")
+    command.add_argument("--dataset-seed", type=int, default=0,
+                         help="seed of the two-digit images: which MNIST digits each class's "
+                              "images are drawn from (every trial of a run draws from this one image "
+                              "set); enters the run folder's name and the feature cache key (default 0)")
     command.add_argument("--frequency-schedules", choices=FREQUENCY_SCHEDULE_SOURCES, default="published",
                          help="frequency experiment (Fig. 5): 'published' takes trial t's schedule from "
                               "the authors' schedules (DATA_DIR/frequency_profiles.csv, rows where "
@@ -192,7 +209,8 @@ def _fail(message: str) -> int:
 def _config(args, experiment: str, **sizes):
     return make_config(experiment, args.scale, trials=args.trials, seed=args.seed,
                        device=args.device, backbone=args.backbone, precision=args.precision,
-                       frequency_schedules=args.frequency_schedules, **sizes)
+                       frequency_schedules=args.frequency_schedules, dataset_seed=args.dataset_seed,
+                       **sizes)
 
 
 def _run(args) -> int:
@@ -252,7 +270,7 @@ def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | 
             warnings.simplefilter("default")   # each distinct warning once, as one line
             warnings.showwarning = _show_warning
             lab = Lab(data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone,
-                      device=args.device)
+                      device=args.device, mean_image=args.mean_image)
             for config in configs:
                 budget = None if args.memory_budget is None else args.memory_budget * 2**30
                 result = run_experiment(config, lab, args.out, progress=not args.quiet,

@@ -46,6 +46,48 @@ MAX_EPOCHS = 10_000
 #: deterministic and needing no network (metaplastic.features).
 DEFAULT_BACKBONE = "untrained-s1"
 MAX_SEED = 2**63 - 1
+#: The backbones named by a word (metaplastic.features); anything else given to --backbone is a file.
+BACKBONE_NAMES = ("untrained-s1", "imagenet", "untrained", "auto")
+#: The untrained networks, whose weights are a draw: ``untrained-s1:seed=3`` names the draw.
+DRAWN_BACKBONES = ("untrained-s1", "untrained")
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A ``--backbone`` value, parsed: a named network (its draw seed, if given) or a file."""
+
+    name: str | None          # one of BACKBONE_NAMES, or None for a file
+    seed: int | None = None   # the draw of an untrained network, when the spec gives one
+    path: str | None = None   # a weights file: .pth (a state dict) or .npy (BVLC's pickled dict)
+
+
+def parse_backbone(text: str) -> BackboneSpec:
+    """``untrained-s1``, ``untrained-s1:seed=3``, ``untrained:seed=3``, ``imagenet``, ``auto``, or a
+    path. A ValueError names the value and what is valid; files are only looked at when loaded."""
+    name, colon, options = text.partition(":")
+    if name not in BACKBONE_NAMES:
+        if not text:
+            raise ValueError("--backbone is empty: give one of " + ", ".join(BACKBONE_NAMES) + " or a file")
+        return BackboneSpec(None, path=text)
+    if not colon:
+        return BackboneSpec(name)
+    if name not in DRAWN_BACKBONES:
+        raise ValueError(f"--backbone {text}: {name} takes no options (only "
+                         f"{' and '.join(DRAWN_BACKBONES)} take seed=K, the draw of their weights)")
+    seed = None
+    for option in options.split(","):
+        key, equals, value = option.partition("=")
+        if key.strip() != "seed" or not equals:
+            raise ValueError(f"--backbone {text}: unknown option {option!r}; {name} takes seed=K "
+                             f"(K an integer, 0..2**63-1), e.g. {name}:seed=1")
+        if seed is not None:
+            raise ValueError(f"--backbone {text}: seed is given twice")
+        value = value.strip()
+        if not (value.isascii() and value.isdigit()) or int(value) > MAX_SEED:
+            raise ValueError(f"--backbone {text}: seed must be an integer between 0 and 2**63-1, "
+                             f"got {value!r}")
+        seed = int(value)
+    return BackboneSpec(name, seed)
 
 
 @dataclass(frozen=True)
@@ -130,7 +172,8 @@ class RunConfig:
 
     #: Settings that do not change any number a trial produces: left out of the run's identity,
     #: so that asking for more trials extends a run folder instead of starting a new one.
-    #: The backbone is named as asked ("auto", a path); its fingerprint (provenance) is what counts.
+    #: The backbone is named as asked ("auto", a path, "untrained-s1:seed=1"); what counts is its
+    #: fingerprint (provenance), a hash of the weights, which another draw seed or file changes.
     NOT_IDENTITY = ("trials", "backbone")
 
     #: Settings added after runs existed, with the value every earlier run had: at that value they
@@ -227,6 +270,7 @@ def validate(config: RunConfig) -> None:
     if config.precision == "tf32" and not config.device.startswith("cuda"):
         raise ValueError("--precision tf32 changes only the matrix products of a CUDA device; on "
                          f"--device {config.device} use float32 (or float64)")
+    parse_backbone(config.backbone)   # a named network's options; a file is looked at when loaded
     if config.frequency_schedules not in FREQUENCY_SCHEDULE_SOURCES:
         raise ValueError(f"--frequency-schedules must be one of {', '.join(FREQUENCY_SCHEDULE_SOURCES)}, "
                          f"got {config.frequency_schedules!r}")

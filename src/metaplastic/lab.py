@@ -20,12 +20,12 @@ import pandas as pd
 
 from metaplastic import protocol
 from metaplastic._memory import keep_freed_memory
-from metaplastic.config import DEFAULT_BACKBONE, RunConfig
+from metaplastic.config import DEFAULT_BACKBONE, RunConfig, parse_backbone
 from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, load_digits
 from metaplastic.data.two_digit import source_fingerprint
 from metaplastic.engine import run_trials
 from metaplastic.experiments import EXPERIMENTS
-from metaplastic.features import WEIGHT_CHOICES, FeatureCache, load_backbone
+from metaplastic.features import FeatureCache, load_backbone
 from metaplastic.resources import check_resources, trial_batch_size
 from metaplastic.results import RunStore, run_identity
 from metaplastic.summary import summarize
@@ -53,19 +53,24 @@ class Lab:
     """Digits, backbone and feature cache, resolved once and shared by runs."""
 
     def __init__(self, *, data_dir=None, cache_dir=None, backbone: str = DEFAULT_BACKBONE,
-                 device: str = "cpu", download: bool = True):
+                 device: str = "cpu", download: bool = True, mean_image=None):
         self.digits: DigitSource = load_digits(data_dir, download=download)
-        self.backbone = load_backbone(backbone)
+        self.backbone = load_backbone(backbone, mean_image=mean_image)
         if not self.backbone.is_calibrated:
-            warnings.warn(f"the presets were calibrated on the untrained Table S1 features (the "
-                          f"default backbone; docs/calibration.md), not on these ({self.backbone.weights}, "
-                          f"{self.backbone.architecture}): their lr, alpha and feature scale may not "
-                          "give the paper's regimes here. The report says so too.", stacklevel=2)
+            these = ", ".join([self.backbone.weights]
+                              + ([f"seed {self.backbone.seed}"] if self.backbone.seed is not None else [])
+                              + ([f"mean image {self.backbone.mean.file}"] if self.backbone.mean else [])
+                              + [self.backbone.architecture])
+            warnings.warn(f"the presets were calibrated on the untrained Table S1 features drawn from "
+                          f"seed 0 (the default backbone; docs/calibration.md), not on these ({these}): "
+                          "their lr, alpha and feature scale may not give the paper's regimes here. "
+                          "The report says so too.", stacklevel=2)
         self.cache = FeatureCache(cache_dir or default_cache_dir(), self.backbone,
                                   digits_fingerprint=source_fingerprint(self.digits), device=device)
         root = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
-        weights = backbone if backbone in WEIGHT_CHOICES else _absolute(backbone)
-        self.spec = LabSpec(_absolute(data_dir), _absolute(cache_dir), weights, device, download)
+        weights = backbone if parse_backbone(backbone).name is not None else _absolute(backbone)
+        self.spec = LabSpec(_absolute(data_dir), _absolute(cache_dir), weights, device, download,
+                            _absolute(mean_image))
         self.schedules_path = root / protocol.FREQUENCY_SCHEDULES_FILE
 
     def provenance(self) -> dict:
@@ -116,15 +121,16 @@ class LabSpec:
 
     data_dir: str | None
     cache_dir: str | None
-    backbone: str
+    backbone: str                     # a named choice as given ("untrained-s1:seed=1"), or a path
     device: str
     download: bool
+    mean_image: str | None = None
 
     def build(self) -> Lab:
         """The lab of this spec, built once per process (a worker takes many trial batches)."""
         if self not in _LABS:
             _LABS[self] = Lab(data_dir=self.data_dir, cache_dir=self.cache_dir, backbone=self.backbone,
-                              device=self.device, download=self.download)
+                              device=self.device, download=self.download, mean_image=self.mean_image)
         return _LABS[self]
 
 
