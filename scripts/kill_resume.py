@@ -38,16 +38,16 @@ class SyntheticLab:
         return None, {"source": "generated"}
 
     def features(self, config, trials, progress=True):
-        from metaplastic.data.two_digit import CLASSES
-        from metaplastic.trials import trial_classes
+        from metaplastic.data.two_digit import CLASSES, REFERENCE_CLASSES
+        from metaplastic.trials import required_features
 
         def make(name, split, n):
-            prototype = np.random.default_rng([CLASSES.index(name)]).normal(size=9216)
-            noise = np.random.default_rng([CLASSES.index(name), split == "test"]).normal(size=(n, 9216))
+            index = (CLASSES + REFERENCE_CLASSES).index(name)
+            prototype = np.random.default_rng([index]).normal(size=9216)
+            noise = np.random.default_rng([index, split == "test"]).normal(size=(n, 9216))
             return (prototype + noise).astype(np.float16)
 
-        return {(c, s): make(c, s, n) for t in trials for c in trial_classes(config, t)
-                for s, n in (("train", config.train_per_class), ("test", config.test_per_class))}
+        return {(c, s): make(c, s, n) for c, s, n in required_features(config, trials)}
 
 
 def config(trials: int):

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from metaplastic import engine
+from metaplastic import engine, trials
 from metaplastic.config import RunConfig, parse_setting
 from metaplastic.experiments import make_config
 from metaplastic.lab import Lab
@@ -46,12 +46,11 @@ def drift_after_first_item(lab: Lab, scale: str, seed: int,
     start = time.perf_counter()
     config = make_config("serial-position", scale, trials=1, seed=seed, learners="conventional",
                          **{**settings, "test_per_class": 1})     # no test images are needed
-    wanted = sorted({(name, "train", config.train_per_class)
-                     for name in engine.trial_classes(config, 0)})
+    wanted = [key for key in trials.required_features(config, [0]) if key[1] == "train"]
     cached = lab.cache.ensure(lab.digits, wanted, seed=config.dataset_seed)
     empty = torch.zeros(0, 9216, dtype=torch.float16).numpy()
     source = lambda name, split, n: cached[(name, split)] if split == "train" else empty  # noqa: E731
-    trial = engine.prepare_trial(config, source, 0)
+    trial = trials.prepare_trial(config, source, 0)
     (group,) = engine.build_groups(config, [trial])
     initial = [w.detach().clone() for w in group.model.weights]
     engine._train_presentation(config, [group], [trial], 0)

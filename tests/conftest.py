@@ -41,10 +41,11 @@ def make_tiny_config(experiment: str = "serial-position", **overrides):
 
 def prototype_features(name: str, split: str, n: int) -> np.ndarray:
     """Class prototypes plus noise: learnable, deterministic, no backbone needed."""
-    from metaplastic.data.two_digit import CLASSES
+    from metaplastic.data.two_digit import CLASSES, REFERENCE_CLASSES
 
-    prototype = np.random.default_rng([CLASSES.index(name)]).normal(size=9216)
-    noise = np.random.default_rng([CLASSES.index(name), split == "test"]).normal(size=(n, 9216))
+    index = (CLASSES + REFERENCE_CLASSES).index(name)
+    prototype = np.random.default_rng([index]).normal(size=9216)
+    noise = np.random.default_rng([index, split == "test"]).normal(size=(n, 9216))
     return (prototype + noise).astype(np.float16)
 
 
@@ -60,10 +61,9 @@ class FakeLab:
         return {"backbone": {"weights": "synthetic"}, "mnist": {"source": "synthetic"}}
 
     def features(self, config, trials, progress=True):
-        from metaplastic.trials import trial_classes
+        from metaplastic.trials import required_features
 
-        return {(c, s): prototype_features(c, s, n) for t in trials for c in trial_classes(config, t)
-                for s, n in (("train", config.train_per_class), ("test", config.test_per_class))}
+        return {(c, s): prototype_features(c, s, n) for c, s, n in required_features(config, trials)}
 
 
 @pytest.fixture(scope="session")

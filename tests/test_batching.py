@@ -129,13 +129,31 @@ def test_features_stay_float16_on_the_device_and_give_the_float32_records(tiny_c
         pd.testing.assert_frame_equal(half, full)    # casting per mini-batch = casting up front
 
 
-def test_normalisation_matches_the_whole_trial_normalised_at_once(tiny_config, synthetic_features):
+def test_normalisation_is_measured_on_the_reference_images(tiny_config, synthetic_features):
     config = tiny_config(center_features=True, feature_scale=7.0)
     trial = trials.prepare_trial(config, synthetic_features, 1)
-    raw = trial.train.float().numpy()
-    mean = raw.reshape(-1, raw.shape[-1]).mean(axis=0)
-    expected = (raw - mean) * (7.0 / float((raw - mean).std()))
+    reference = np.concatenate([synthetic_features(*key) for key in trials.reference_features()])
+    reference = reference.astype(np.float32)
+    mean = reference.mean(axis=0)
+    expected = (trial.train.float().numpy() - mean) * (7.0 / float((reference - mean).std()))
     assert np.array_equal(trial.normalise(trial.train).numpy(), expected)
+
+
+def test_an_items_input_does_not_depend_on_the_items_after_it(tiny_config, synthetic_features,
+                                                              monkeypatch):
+    """No look-ahead: with the same seed and the same first k items, the features item k is
+    trained on are the same whatever items follow."""
+    config = tiny_config(center_features=True)
+    k = 2
+    first = trials.trial_classes(config, 0)
+    inputs = []
+    for later in (first[k:], ["89", "78", "67", "56"][:len(first) - k]):
+        monkeypatch.setattr(trials, "trial_classes", lambda c, i, later=later: first[:k] + list(later))
+        trial = trials.prepare_trial(config, synthetic_features, 0)
+        assert trial.classes[k:] == list(later)
+        inputs.append(trial.normalise(trial.train[:k]))
+    assert first[k:] != ["89", "78", "67", "56"][:len(first) - k]
+    assert torch.equal(inputs[0], inputs[1])
 
 
 # ------------------------------------------------------------------ precision

@@ -74,8 +74,18 @@ def test_classes_do_not_depend_on_each_other(digits):
 
 
 def test_unknown_class_is_a_clear_error(digits):
-    with pytest.raises(ValueError, match="unknown two-digit class '33'"):
-        td.build_class(digits, "33", "train", 1, seed=0)
+    with pytest.raises(ValueError, match="unknown two-digit class '31'"):
+        td.build_class(digits, "31", "train", 1, seed=0)
+
+
+def test_reference_classes_are_the_same_digit_twice_and_change_no_item(digits):
+    """The reference images ("ii") are drawn from the training digits; adding them left every
+    item class's images as they were (their seeds index the items first)."""
+    image = td.build_class(digits, "33", "train", 4, seed=0)
+    assert image.shape == (4, 56, 56)
+    assert set(td.REFERENCE_CLASSES).isdisjoint(td.CLASSES) and len(td.REFERENCE_CLASSES) == 10
+    seeded_as_before = np.random.default_rng([0, td.CLASSES.index("45"), 0, 0x2D1617])
+    assert td.class_rng(0, "45", "train").integers(1 << 30) == seeded_as_before.integers(1 << 30)
 
 
 def test_sample_grid_png(digits, tmp_path):

@@ -37,7 +37,7 @@ PRECISIONS = ("float32", "float64", "tf32", "bfloat16")
 #: initialisation, the training loop, the rule, the statistics written per record, or the
 #: preprocessing of features. Do not bump it for changes that leave records bit-identical
 #: (speed, logging, new columns computed from existing ones, docs).
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: Bounds on settings beyond which a run is not a setting of this lab but a typo.
 MAX_TRIALS = 1_000_000

@@ -18,8 +18,12 @@ import torch
 
 from metaplastic import protocol
 from metaplastic.config import RunConfig
-from metaplastic.data.two_digit import CLASSES
+from metaplastic.data.two_digit import CLASSES, REFERENCE_CLASSES
 from metaplastic.experiments import EXPERIMENTS, SequenceRequest
+
+#: Images per reference class ("00" ... "99", training digits) behind a run's feature
+#: normalisation: 10 x 100 images, the same for every trial and every scale.
+REFERENCE_PER_CLASS = 100
 
 #: Published frequency schedules handed to a trial: ``(csv row, order)`` pairs.
 Schedules = tuple[tuple[int, list[int]], ...]
@@ -88,8 +92,14 @@ def trial_classes(config: RunConfig, index: int) -> list[str]:
 
 def required_features(config: RunConfig, trials) -> list[tuple[str, str, int]]:
     """The ``(class, split, images)`` features that training ``trials`` of a run reads."""
-    return sorted({(name, split, n) for t in trials for name in trial_classes(config, t)
-                   for split, n in (("train", config.train_per_class), ("test", config.test_per_class))})
+    items = {(name, split, n) for t in trials for name in trial_classes(config, t)
+             for split, n in (("train", config.train_per_class), ("test", config.test_per_class))}
+    return sorted(items | set(reference_features()))
+
+
+def reference_features() -> list[tuple[str, str, int]]:
+    """The ``(class, split, images)`` features a run's normalisation is measured on."""
+    return [(name, "train", REFERENCE_PER_CLASS) for name in REFERENCE_CLASSES]
 
 
 def prepare_trial(config: RunConfig, features: FeatureSource, index: int,
@@ -99,7 +109,8 @@ def prepare_trial(config: RunConfig, features: FeatureSource, index: int,
     presentations, schedule = build_sequence(config, index, rng, schedules)
     train = np.stack([np.asarray(features(c, "train", config.train_per_class)) for c in classes])
     test = np.concatenate([np.asarray(features(c, "test", config.test_per_class)) for c in classes])
-    mean, scale = normalisation(config, train)
+    mean, scale = normalisation(config, np.concatenate([np.asarray(features(*key))
+                                                        for key in reference_features()]))
     kept = np.float16 if train.dtype == np.float16 and test.dtype == np.float16 else np.float32
     device = torch.device(config.device)
     return Trial(index, classes, presentations, schedule,
@@ -109,22 +120,23 @@ def prepare_trial(config: RunConfig, features: FeatureSource, index: int,
                  None if mean is None else torch.from_numpy(mean).to(device), scale)
 
 
-def normalisation(config: RunConfig, train: np.ndarray) -> tuple[np.ndarray | None, float]:
-    """How a trial's features are brought to a fixed size (docs/protocol.md section 7: the feature
-    scale): the mean to subtract (or None) and the factor to multiply by.
+def normalisation(config: RunConfig, reference: np.ndarray) -> tuple[np.ndarray | None, float]:
+    """How features are brought to a fixed size (docs/protocol.md section 7: the feature scale):
+    the mean to subtract (or None) and the factor to multiply by.
 
-    Statistics come from the trial's own training features only, so a trial
-    re-run alone normalises identically. Optionally the mean training feature
-    vector is subtracted first (``center_features``): pool5 activations are
-    all non-negative, and with an untrained backbone their common component
-    dominates every image. Computed once per trial, in float32, on the host.
+    Measured on the reference images (:func:`reference_features`: classes "ii", which no trial
+    trains or tests on), never on a trial's items: the input an item is trained on cannot depend
+    on the items after it (no look-ahead), and every trial of a run, alone or in a batch, is
+    normalised identically. Optionally the mean reference feature vector is subtracted first
+    (``center_features``): pool5 activations are all non-negative, and with an untrained backbone
+    their common component dominates every image. In float32, on the host.
     """
-    train = train.astype(np.float32).reshape(-1, train.shape[-1])
+    reference = reference.astype(np.float32).reshape(-1, reference.shape[-1])
     mean = None
     if config.center_features:
-        mean = train.mean(axis=0)
-        train = train - mean
-    return mean, config.feature_scale / float(train.std())
+        mean = reference.mean(axis=0)
+        reference = reference - mean
+    return mean, config.feature_scale / float(reference.std())
 
 
 class Inputs:

@@ -21,6 +21,11 @@ from metaplastic.data.mnist import DigitSource
 
 #: The 45 classes in a fixed order: "01", "02", ..., "09", "12", ..., "89".
 CLASSES: tuple[str, ...] = tuple(f"{i}{j}" for i in range(10) for j in range(i + 1, 10))
+
+#: The reference classes "00", "11", ..., "99": the same digit twice, which is no item's class.
+#: Their images fix a run's feature normalisation without any item's images (trials.py).
+REFERENCE_CLASSES: tuple[str, ...] = tuple(f"{d}{d}" for d in range(10))
+_ALL_CLASSES = CLASSES + REFERENCE_CLASSES   # a class's index seeds its images: items first
 SPLITS = ("train", "test")
 
 IMAGE_SIZE = 56
@@ -42,9 +47,10 @@ class TwoDigitSpec:
 
 
 def class_digits(name: str) -> tuple[int, int]:
-    """``"38"`` -> ``(3, 8)``, checking that it is one of the 45 classes."""
-    if name not in CLASSES:
-        raise ValueError(f"unknown two-digit class {name!r}; classes are 'ij' with i < j, e.g. '38'")
+    """``"38"`` -> ``(3, 8)``, checking that it is one of the 45 classes or a reference class."""
+    if name not in _ALL_CLASSES:
+        raise ValueError(f"unknown two-digit class {name!r}; classes are 'ij' with i < j, e.g. '38' "
+                         "(and the reference classes 'ii')")
     return int(name[0]), int(name[1])
 
 
@@ -59,7 +65,7 @@ def compose(left: np.ndarray, right: np.ndarray) -> np.ndarray:
 
 def class_rng(seed: int, name: str, split: str) -> np.random.Generator:
     """A generator that depends on (seed, class, split) only."""
-    return np.random.default_rng([seed, CLASSES.index(name), SPLITS.index(split), 0x2D1617])
+    return np.random.default_rng([seed, _ALL_CLASSES.index(name), SPLITS.index(split), 0x2D1617])
 
 
 def sample_digit_indices(digits: DigitSource, name: str, split: str, n: int,
