@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 
 from metaplastic import tables
-from metaplastic.claims import MIN_TRIALS, SIGNIFICANCE, VERDICTS, Claim, Measured
+from metaplastic.claims import (
+    CHANCE_MARGIN,
+    COUNT_MARGIN,
+    MIN_TRIALS,
+    SIGNIFICANCE,
+    VERDICTS,
+    Claim,
+    Measured,
+)
 from metaplastic.experiments import EXPERIMENTS
 from metaplastic.features import calibrated_features
 from metaplastic.reader import Run, read_run
@@ -64,6 +72,9 @@ class ClaimRow:
     verdict: str
     needed: str
     rule: str
+    effect: str          # measured effect size with its 95% interval, or "-"
+    paper_effect: str    # the effect the paper's p and N imply, or "-"
+    against_paper: str   # "as large", "weaker", "stronger" or "-"
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,9 @@ class RunReport:
         trials = f"{len(self.trials)} (seed {self.seed})"
         return [ClaimRow(self.experiment, claim.statement, claim.paper, m.statistic, m.test,
                          "-" if m.p_value is None else f"{m.p_value:.3g}", trials, m.verdict,
-                         "-" if m.trials_needed is None else str(m.trials_needed), claim.rule)
+                         "-" if m.trials_needed is None else str(m.trials_needed), claim.rule,
+                         _effect(m), "-" if claim.paper_effect is None else f"d {claim.paper_effect}",
+                         claim.effect_against_paper(m))
                 for claim, m in self.rows]
 
     @property
@@ -125,6 +138,15 @@ class RunReport:
         """How many of this run's claims got each verdict (every verdict, zeros included)."""
         verdicts = [m.verdict for _, m in self.rows]
         return {v: verdicts.count(v) for v in VERDICTS}
+
+
+def _effect(measured: Measured) -> str:
+    """The weakest claimed effect: Cohen's d (one-sample vs the tested value, paired d_z, or
+    two-sample with the pooled SD) and its 95% interval."""
+    if measured.effect is None:
+        return "-"
+    names = {"one_sample": "d", "paired": "d_z", "two_sample": "d"}
+    return f"{names.get(measured.effect.kind, 'd')} {measured.effect}"
 
 
 def evaluate(run_dir: str | Path, figures: bool = False) -> RunReport:
@@ -161,14 +183,27 @@ def rules_intro() -> Rich:
     holds, contradicted, not_shown, inconclusive = VERDICTS
     return (Text("Fixed in "), Text("metaplastic.claims", "code"),
             Text(f" before any run. Significance p < {SIGNIFICANCE}. "),
-            Text(holds, "verdict"), Text(": every part of the claim met; "),
-            Text(contradicted, "verdict"), Text(": some part goes the other way significantly (or a "
-                                                "claimed NS is significant); "),
-            Text(not_shown, "verdict"), Text(": right direction but not significant (\"trials needed\": "
-                                             "the trials the observed effect size would need for power "
-                                             "0.8, one-sided t-test); "),
-            Text(inconclusive, "verdict"), Text(f": fewer than {MIN_TRIALS} trials, a missing profile or "
-                                                "too short a sequence."))
+            Text(holds, "verdict"), Text(": every part of the claim shown: an effect by the paper's "
+                                         "test in the claimed direction; a claimed absence (\"NS\", "
+                                         "\"does not change\", \"converges\") by an equivalence test, "
+                                         "the mean significantly inside a margin fixed in advance: "
+                                         f"an item is at chance when significantly below "
+                                         f"{1 + CHANCE_MARGIN:g} x chance; a count does not change "
+                                         f"when significantly within +-{COUNT_MARGIN:g}; "
+                                         "a performance does not change when within +-chance/2. "),
+            Text(contradicted, "verdict"), Text(": some part goes the other way significantly (an "
+                                                "effect reversed, an item claimed at chance "
+                                                "significantly above chance, a change claimed absent "
+                                                "significant); "),
+            Text(not_shown, "verdict"), Text(": nothing contradicted, some part not shown (\"trials "
+                                             "needed\": the trials the observed effect would need "
+                                             "for power 0.8); "),
+            Text(inconclusive, "verdict"), Text(f": fewer than {MIN_TRIALS} trials, a missing profile "
+                                                "or too short a sequence. "),
+            Text("Effect sizes: the weakest claimed effect's Cohen's d with its 95% interval, beside "
+                 "the d the paper's p-value implies at its N (\">=\" where the paper gives p as a "
+                 "bound); \"vs paper\" says whether ours is as large (the paper's d inside our "
+                 "interval), weaker or stronger."))
 
 
 def rules(reports: list[RunReport]) -> list[Rule]:
@@ -189,11 +224,17 @@ def provenance(run: Run) -> list[Fact]:
     weights: list[Text] = [Text(str(backbone.get("weights")), "strong")]
     if backbone.get("architecture"):
         weights.append(Text(f" ({backbone['architecture']})"))
+    if backbone.get("weights") == "untrained":
+        weights.append(Text(f", drawn from seed {backbone.get('seed', 0)}"))   # older runs: seed 0
+    if backbone.get("mean_image"):
+        weights.append(Text(f", mean image {backbone['mean_image'].get('file')}"))
     if not calibrated_features(backbone):
-        weights.append(Text("; NOT the features the presets were calibrated on (untrained Table S1)"))
+        weights.append(Text("; NOT the features the presets were calibrated on (untrained Table S1, "
+                            "seed 0)"))
     source: list[Text] = [Text(str(mnist.get("source")), "strong")]
     if mnist.get("location"):
         source.append(Text(f" ({mnist['location']})"))
+    source.append(Text(f"; image set: dataset seed {c.get('dataset_seed', 0)}"))
     sizes = (f"{c.get('scale')}; {c.get('items')} items, width {c.get('width')}, "
              f"{c.get('train_per_class')} positives, {c.get('test_per_class')} test images per item, "
              f"{c.get('epochs')} epochs, batch {c.get('batch_size')}, lr {_g(c.get('lr'))}, "

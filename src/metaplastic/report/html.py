@@ -123,11 +123,12 @@ def summary(reports: list[RunReport]) -> str:
 
 def claims(r: RunReport) -> str:
     rows = [_row([(escape(c.statement), "statement"), c.paper, c.measured, c.test, (escape(c.p), "number"),
-                  (escape(c.verdict), f"verdict {verdict_class(c.verdict)}"), (escape(c.needed), "number")])
+                  (escape(c.verdict), f"verdict {verdict_class(c.verdict)}"), (escape(c.needed), "number"),
+                  (escape(c.effect), "number"), (escape(c.paper_effect), "number"), c.against_paper])
             for c in r.claim_rows]
     return ('<table class="claims">'
             + _head(["paper's claim", "paper's statistic", "measured", "test", "p", "verdict",
-                     "trials needed"])
+                     "trials needed", "effect (95% CI)", "paper's effect", "vs paper"])
             + "<tbody>" + "".join(rows) + "</tbody></table>")
 
 

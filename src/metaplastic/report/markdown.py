@@ -14,7 +14,8 @@ from metaplastic.report.evaluation import (
 )
 
 CLAIM_COLUMNS = ("experiment", "paper's claim", "paper's statistic", "measured", "test", "p",
-                 "trials (seed)", "verdict", "trials needed")
+                 "trials (seed)", "verdict", "trials needed", "effect (95% CI)", "paper's effect",
+                 "vs paper")
 
 _MARKS = {"plain": "{}", "strong": "**{}**", "code": "`{}`", "em": "*{}*", "verdict": "**{}**"}
 
@@ -43,7 +44,7 @@ def summary_table(reports: list[RunReport]) -> list[str]:
 def claims_table(reports: list[RunReport]) -> list[str]:
     """Every claim of every run."""
     rows = [(c.experiment, c.statement, c.paper, c.measured, c.test, c.p, c.trials, f"**{c.verdict}**",
-             c.needed) for r in reports for c in r.claim_rows]
+             c.needed, c.effect, c.paper_effect, c.against_paper) for r in reports for c in r.claim_rows]
     return table(CLAIM_COLUMNS, rows)
 
 
