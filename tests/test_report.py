@@ -364,3 +364,22 @@ def test_long_sequences_plot(tmp_path, tiny_config, fake_lab):
                          test_per_class=4, epochs=1, batch_size=16)
     store = run_experiment(config, fake_lab, tmp_path, progress=False).store
     assert plots.plot_run(store.path)
+
+
+def test_the_verdict_sentence_counts_claims_holding_with_weaker_effects():
+    from pathlib import Path
+
+    from metaplastic.claims import HOLDS, NOT_SHOWN, Claim, Effect, Measured, PaperEffect
+    from metaplastic.report.evaluation import RunReport, verdict_sentence
+
+    paper = PaperEffect(1e-50, 100, "two_sample", "two")          # d about 2.3
+    claim = Claim("x", "x", "p", "rule", lambda table: None, paper)
+    weak = Measured("s", "t", 0.01, HOLDS, effect=Effect(0.9, 0.2, 1.6, "two_sample"))
+    large = Measured("s", "t", 0.01, HOLDS, effect=Effect(2.5, 1.5, 3.5, "two_sample"))
+    unshown = Measured("s", "t", 0.2, NOT_SHOWN, effect=Effect(0.1, -0.5, 0.7, "two_sample"))
+    report = RunReport(Path("r"), "serial-position", "Fig. 2", 0, [0, 1, 2], None, [],
+                       [(claim, weak), (claim, large), (claim, unshown)])
+    sentence = verdict_sentence([report])
+    assert sentence.startswith("3 claims: 2 holds, 1 not shown.")
+    assert "Of the 2 that hold and have a paper's effect size to compare, 1 hold with an effect " \
+           "weaker than the paper's." in sentence

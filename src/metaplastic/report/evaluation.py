@@ -172,10 +172,17 @@ def verdict_counts(reports: list[RunReport]) -> dict[str, int]:
 
 
 def verdict_sentence(reports: list[RunReport]) -> str:
-    """One sentence: how many claims got each verdict."""
+    """One sentence: how many claims got each verdict, and how many of those that hold do so
+    with an effect weaker than the paper's (its d above our 95% interval)."""
     counts = verdict_counts(reports)
     parts = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
-    return f"{sum(counts.values())} claims: {parts}."
+    weaker = sum(1 for r in reports for claim, m in r.rows
+                 if m.verdict == VERDICTS[0] and claim.effect_against_paper(m) == "weaker")
+    compared = sum(1 for r in reports for claim, m in r.rows
+                   if m.verdict == VERDICTS[0] and claim.effect_against_paper(m) != "-")
+    note = (f" Of the {compared} that hold and have a paper's effect size to compare, {weaker} hold "
+            "with an effect weaker than the paper's." if compared else "")
+    return f"{sum(counts.values())} claims: {parts}.{note}"
 
 
 def rules_intro() -> Rich:
