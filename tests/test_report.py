@@ -383,3 +383,26 @@ def test_the_verdict_sentence_counts_claims_holding_with_weaker_effects():
     assert sentence.startswith("3 claims: 2 holds, 1 not shown.")
     assert "Of the 2 that hold and have a paper's effect size to compare, 1 hold with an effect " \
            "weaker than the paper's." in sentence
+
+
+def test_a_run_on_calibration_trials_is_marked_in_sample(tmp_path, fake_lab, tiny_config):
+    """Seed 0's first trials were seen by the calibrations: the report says so in its header and
+    beside each verdict; a seed no calibration used is held out."""
+    from metaplastic.calibration import CALIBRATION_USES, in_sample, is_held_out
+    from metaplastic.lab import run_experiment
+
+    assert in_sample(0, [0, 1]).trials == [0, 1] and not in_sample(0, [7, 8])
+    assert is_held_out(101) and not is_held_out(0)
+    assert all(use.overlap(use.seed, use.trials) == list(use.trials) for use in CALIBRATION_USES)
+    texts = {}
+    for seed in (0, 101):
+        run = run_experiment(tiny_config(seed=seed, learners="hybrid,conventional,stable"), fake_lab,
+                             tmp_path / f"runs{seed}", progress=False)
+        md, page = write_report([run.store.path], tmp_path / f"report{seed}")
+        texts[seed] = (md.read_text(), page.read_text())
+    md, page = texts[0]
+    assert "**In-sample: serial-position (seed 0)" in md and "IN-SAMPLE" in md
+    assert "(seed 0, in-sample)" in md and 'class="warning"' in page
+    md, page = texts[101]
+    assert "In-sample" not in md and "in-sample" not in md and "held out" in md
+    assert 'class="warning"' not in page

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from metaplastic import tables
+from metaplastic.calibration import in_sample
 from metaplastic.claims import (
     CHANCE_MARGIN,
     COUNT_MARGIN,
@@ -125,7 +126,8 @@ class RunReport:
 
     @property
     def claim_rows(self) -> list[ClaimRow]:
-        trials = f"{len(self.trials)} (seed {self.seed})"
+        marked = ", in-sample" if in_sample(self.seed, self.trials) else ""
+        trials = f"{len(self.trials)} (seed {self.seed}{marked})"
         return [ClaimRow(self.experiment, claim.statement, claim.paper, m.statistic, m.test,
                          "-" if m.p_value is None else f"{m.p_value:.3g}", trials, m.verdict,
                          "-" if m.trials_needed is None else str(m.trials_needed), claim.rule,
@@ -169,6 +171,15 @@ def evaluate(run_dir: str | Path, figures: bool = False) -> RunReport:
 def verdict_counts(reports: list[RunReport]) -> dict[str, int]:
     """How many claims of all runs got each verdict."""
     return {v: sum(r.counts[v] for r in reports) for v in VERDICTS}
+
+
+def in_sample_sentence(reports: list[RunReport]) -> str:
+    """A warning naming the runs whose trials a calibration saw; "" when every run is held out."""
+    marked = [f"{r.experiment} (seed {r.seed})" for r in reports if in_sample(r.seed, r.trials)]
+    if not marked:
+        return ""
+    return ("In-sample: " + ", ".join(marked) + " overlap the trials a calibration used "
+            "(metaplastic.calibration); their verdicts are not held-out evidence.")
 
 
 def verdict_sentence(reports: list[RunReport]) -> str:
@@ -254,7 +265,30 @@ def provenance(run: Run) -> list[Fact]:
             Fact("scale", (Text(sizes),)),
             Fact("device", (Text(f"{c.get('device', 'cpu')}, precision {c.get('precision', 'float32')}"),)),
             Fact("versions", (Text(", ".join(f"{k} {v}" for k, v in run.versions.items()) or "unknown"),)),
-            Fact("trials", (Text(f"{len(run.trials)} (run seed {c.get('seed')}), run time: {time}"),))]
+            Fact("trials", (Text(f"{len(run.trials)} (run seed {c.get('seed')}), run time: {time}"),)),
+            Fact("calibration", calibration_fact(c.get("seed"), run.trials))]
+
+
+def calibration_fact(seed, trials) -> Rich:
+    """Held out, or which of the run's trials a calibration saw (metaplastic.calibration)."""
+    seen = in_sample(seed, trials)
+    if not seen:
+        return (Text("held out"), Text(": no calibration used these trials"))
+    return (Text("IN-SAMPLE", "strong"),
+            Text(f": trials {_spans(seen.trials)} of run seed {seed} were used by "
+                 + "; ".join(seen.uses) + ", so these verdicts are not held-out evidence"))
+
+
+def _spans(numbers: list[int]) -> str:
+    """[0, 1, 2, 4] -> "0-2, 4"."""
+    spans, start = [], None
+    for i, n in enumerate(numbers):
+        if start is None:
+            start = n
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            spans.append(str(start) if start == n else f"{start}-{n}")
+            start = None
+    return ", ".join(spans)
 
 
 def _g(value) -> str:

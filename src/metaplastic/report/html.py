@@ -19,6 +19,7 @@ from metaplastic.report.evaluation import (
     Rich,
     RunReport,
     comparison_note,
+    in_sample_sentence,
     rules,
     rules_intro,
     verdict_counts,
@@ -54,6 +55,7 @@ ul.provenance{columns:2 480px;font-size:12.5px;color:#424a53;margin:8px 0 12px;p
 .body{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:20px;align-items:start}
 @media (max-width:1100px){.body{grid-template-columns:minmax(0,1fr)}}
 table.claims{width:100%;font-size:13px}
+p.warning{background:#fff3cd;border-left:4px solid #c9a227;padding:6px 10px}
 table.claims td.statement{min-width:200px;font-weight:500}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(300px,1fr));gap:10px}
 figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:4px;background:#fff}
@@ -169,11 +171,13 @@ def rules_section(reports: list[RunReport]) -> str:
 
 
 def render(reports: list[RunReport]) -> str:
+    warning = in_sample_sentence(reports)
     return ('<!doctype html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width,initial-scale=1">'
             f"<title>Reproduction report</title><style>{STYLE}</style></head><body>"
             "<h1>Reproduction report</h1>"
             '<p class="lead">Every claim listed in the experiment registry, checked on the runs below by '
             f'the rule given for it under <a href="#rules">Rules</a>. {escape(verdict_sentence(reports))}</p>'
+            + (f'<p class="warning">{escape(warning)}</p>' if warning else "")
             + summary(reports) + "".join(run_section(i, r) for i, r in enumerate(reports))
             + rules_section(reports) + "</body></html>\n")

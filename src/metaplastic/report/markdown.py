@@ -8,6 +8,7 @@ from metaplastic.report.evaluation import (
     Rich,
     RunReport,
     comparison_note,
+    in_sample_sentence,
     rules,
     rules_intro,
     verdict_sentence,
@@ -73,6 +74,8 @@ def render(reports: list[RunReport]) -> str:
     lines = ["# Reproduction report", "",
              "Every claim listed in the experiment registry, checked on the runs below by the rule "
              "given for it under *Rules*. " + verdict_sentence(reports), ""]
+    if in_sample_sentence(reports):
+        lines += [f"**{in_sample_sentence(reports)}**", ""]
     lines += summary_table(reports) + [""] + claims_table(reports) + [""] + rules_section(reports)
     for r in reports:
         lines += run_section(r)
