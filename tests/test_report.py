@@ -135,7 +135,7 @@ def test_every_experiment_runs_through_stats_plots_and_report(runs, name, tmp_pa
         expected = claim.check(records)
         row = markdown_row(text, f"| {name} | {claim.statement} |")
         assert f"| **{expected.verdict}** |" in row and f"| {expected.statistic.replace('|', '/')} |" in row
-        assert "| 3 (seed 2) |" in row
+        assert "| 3 (seed 2, in-sample) |" in row     # seed 2 was seen by the quick calibration
     assert "backbone weights: **synthetic**" in text and f"- run folder: `{runs[name].name}`" in text
     assert "data:image/png;base64," in page.read_text()
     figure = tmp_path / "figures" / name / f"{KIND_FIGURE[EXPERIMENTS[name].kind]}.png"
