@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     plot = commands.add_parser("plot", help="redraw the figures of a run folder from its records")
     plot.add_argument("run_dir", help="a run folder (holds records.parquet)")
 
+    commands.add_parser("standard", add_help=False,
+                        help="the field's benchmarks (Permuted and Split MNIST) with Avalanche: "
+                             "metaplastic standard {search,run,report} ... (docs/standard-benchmarks.md)")
     samples = commands.add_parser("samples", help="save a PNG grid of two-digit MNIST samples",
                                   description="One row per class, a few sample images each.")
     samples.add_argument("--out", default="two-digit-samples.png", help="PNG path to write")
@@ -168,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"the laboratory needs packages that are not installed ({_MISSING_LAB} is "
                      "missing): pip install 'metaplastic[lab]'. The optimizer alone needs only "
                      "torch: from metaplastic import MetaplasticSGD")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["standard"]:          # its own parser: python -m metaplastic.standard
+        return _standard(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "list":
@@ -187,6 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         return _samples(args)
     parser.print_help()
     return 2
+
+
+def _standard(argv: list[str]) -> int:
+    try:
+        from metaplastic.standard.__main__ import main as standard_main
+    except ImportError as error:
+        return _fail(f"the standard benchmarks need Avalanche ({error.name} is missing): "
+                     "pip install 'metaplastic[lab,avalanche]'")
+    standard_main(argv)
+    return 0
 
 
 def _list() -> int:
