@@ -78,6 +78,8 @@ def test_a_finished_run_is_skipped_and_another_protocol_refused(tmp_path, shared
     assert path.stat().st_mtime_ns == before
     with pytest.raises(SystemExit, match="another protocol"):
         _run(tmp_path, shared_data, "split-task", "naive", seeds="0", extra=["--iterations", "3"])
+    with pytest.raises(SystemExit, match="another protocol"):    # the optimizer is part of the protocol
+        _run(tmp_path, shared_data, "split-task", "naive", seeds="0", extra=["--optimizer", "adam"])
 
 
 def test_same_seed_same_permutations_and_labels_kept(shared_data):
@@ -107,6 +109,17 @@ def test_search_and_report(tmp_path, shared_data):
     assert record["protocol"]["split"] == "validation" and record["seed"] == 100
     assert all(len(record["grids"][m]) == 4 for m in record["grids"])
     assert record["chosen"]["si"]["lr"] == record["chosen"]["naive"]["lr"]
+    # Adam for the baselines: only fine-tuning's lr is searched, the rest kept from the SGD search.
+    adam_dir = tmp_path / "search-adam"
+    adam = ["search", "--scenario", "split-class", *TINY, "--optimizer", "adam", "--out", str(adam_dir),
+            "--data-dir", str(shared_data), "--reuse", str(search_dir / "settings.json")]
+    main([*adam, "--methods", "naive,si"])
+    again = json.loads((adam_dir / "settings.json").read_text())
+    assert again["protocol"]["optimizer"] == "adam" and again["grids"]["naive"] == [1e-4, 3e-4, 1e-3, 3e-3]
+    assert again["chosen"]["si"] == {"lr": again["chosen"]["naive"]["lr"],
+                                     "si_lambda": record["chosen"]["si"]["si_lambda"]}
+    with pytest.raises(SystemExit, match="MetaplasticSGD"):
+        main([*adam, "--methods", "naive,metaplastic"])
     run_dir = tmp_path / "run"
     main(["run", "--scenario", "split-class", *TINY, "--methods", "naive,si,metaplastic", "--seeds", "0,1",
           "--settings", str(search_dir / "settings.json"), "--out", str(run_dir),
@@ -142,3 +155,29 @@ def test_the_metaplastic_command_hands_standard_to_its_own_parser(capsys):
         main(["standard", "run", "--help"])
     assert stop.value.code == 0
     assert "--scenario" in capsys.readouterr().out
+
+
+def test_optimizer_adam_is_for_the_baselines_only():
+    import torch
+
+    from metaplastic import MetaplasticSGD
+    from metaplastic.standard.__main__ import build_parser
+    from metaplastic.standard.methods import make_strategy
+    from metaplastic.standard.runner import evaluator
+    from metaplastic.standard.scenarios import make_model
+
+    args = build_parser().parse_args(["run", "--scenario", "split-task", "--tasks", "2", "--iterations", "2",
+                                      "--out", "x", "--optimizer", "adam"])
+    settings = {"lr": 1e-3, "alpha": 10.0, "flexibility": "hybrid"}
+    for method in ("naive", "joint"):
+        strategy = make_strategy(method, make_model("split-task"), settings, 64, evaluator(), 0,
+                                 args.optimizer)
+        assert type(strategy.optimizer) is torch.optim.Adam
+        assert strategy.optimizer.param_groups[0]["lr"] == 1e-3
+    rule = make_strategy("metaplastic", make_model("split-task"), settings, 64, evaluator(), 0,
+                         args.optimizer)
+    assert isinstance(rule.optimizer, MetaplasticSGD)
+    sgd = make_strategy("naive", make_model("split-task"), settings, 64, evaluator(), 0)
+    assert type(sgd.optimizer) is torch.optim.SGD
+    with pytest.raises(ValueError):
+        Protocol("split-task", tasks=2, iterations=2, optimizer="rmsprop")

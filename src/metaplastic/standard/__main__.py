@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 import warnings
@@ -25,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text)
         sub.add_argument("--scenario", required=True, choices=("permuted", "split-task", "split-class"))
         sub.add_argument("--tasks", type=int, required=True)
-        sub.add_argument("--iterations", type=int, required=True, help="SGD steps per task")
+        sub.add_argument("--iterations", type=int, required=True, help="training steps per task")
         sub.add_argument("--batch", type=int, default=128)
         sub.add_argument("--eval-per-task", type=int, help="evaluation digits per task (default: all)")
         sub.add_argument("--eval-mode", default="seen", choices=("seen", "diagonal"),
@@ -36,7 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--data-dir", default="../shared/data", help="folder holding MNIST/raw")
         sub.add_argument("--threads", type=int, default=1, help="torch CPU threads")
         sub.add_argument("--methods", help="comma-separated (default: all)")
+        sub.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"),
+                         help="the baselines' optimizer: plain SGD (no momentum) or Adam (torch defaults); "
+                              "the rule (metaplastic, metaplastic-mix) is MetaplasticSGD whatever this says. "
+                              "Recorded in the run folder's protocol (default: sgd)")
     commands.choices["search"].add_argument("--seed", type=int, default=100, help="a seed never reported")
+    commands.choices["search"].add_argument(
+        "--reuse", help="settings.json of an earlier search: re-search fine-tuning's lr only, and keep "
+                        "every other method's setting from that search at the new lr")
     run = commands.choices["run"]
     run.add_argument("--seeds", default="0-4", help="e.g. 0-4 or 0,1,2")
     run.add_argument("--settings", help="settings.json of a search (default: untuned smoke-test settings)")
@@ -62,7 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     from metaplastic.standard.scenarios import Protocol
 
     protocol = Protocol(args.scenario, args.tasks, args.iterations, args.batch, args.eval_per_task,
-                        "validation" if args.command == "search" else "test", args.eval_mode, args.full_every)
+                        "validation" if args.command == "search" else "test", args.eval_mode, args.full_every,
+                        args.optimizer)
     methods = args.methods.split(",") if args.methods else None
     unknown = set(methods or []) - set(METHODS)
     if unknown:
@@ -71,14 +80,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "search":
         from metaplastic.standard.search import ORDER, search
 
-        search(Path(args.out), protocol, args.seed, args.data_dir, methods or list(ORDER), command, log)
+        reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
+        search(Path(args.out), protocol, args.seed, args.data_dir, methods or list(ORDER), command, log,
+               reuse)
         return
     _run(args, protocol, methods or list(METHODS), command, log)
 
 
 def _run(args, protocol, methods, command, log) -> None:
-    import json
-
     from metaplastic.standard.runner import DEFAULT_SETTINGS, run_many, write_json
 
     if args.settings:

@@ -1,7 +1,8 @@
 """The methods compared, as Avalanche strategies, and the grids their settings are searched on.
 
 Every method trains with plain SGD (no momentum) at a learning rate from the search, on the
-same batches; they differ only in their plugin (or, for the rule, the optimizer). The grids
+same batches; they differ only in their plugin (or, for the rule, the optimizer). Under
+``--optimizer adam`` the baselines train with Adam instead; the rule stays MetaplasticSGD. The grids
 all have the same number of points (:data:`GRID_POINTS`): the same search budget per method.
 """
 
@@ -26,6 +27,8 @@ from metaplastic.plasticity import describe_profile, resolve_profile
 
 #: Points in every method's grid: the same search budget for each.
 GRID_POINTS = 4
+#: Fine-tuning's lr grid under ``--optimizer adam`` (as many points as the SGD grid).
+ADAM_LRS = (1e-4, 3e-4, 1e-3, 3e-3)
 # Grid ranges, from a first search whose EWC grid (1e2..1e5) diverged at the chosen lr and whose
 # SI grid (0.1..100) left SI equal to fine-tuning: Avalanche's EWC uses the squared gradient of
 # each batch's mean loss (smaller than a per-digit Fisher), and its SI clips importances at 1e-3
@@ -83,20 +86,33 @@ METHODS: dict[str, Method] = {m.name: m for m in [
 
 
 def make_strategy(method: str, model: torch.nn.Module, settings: dict, batch: int, evaluator,
-                  seed: int):
-    """The Avalanche strategy of ``method`` with its ``settings`` (lr and the method's knob)."""
+                  seed: int, optimizer: str = "sgd"):
+    """The Avalanche strategy of ``method`` with its ``settings`` (lr and the method's knob).
+
+    ``optimizer`` ("sgd" or "adam") is the baselines' optimizer; the rule (``metaplastic*``)
+    is MetaplasticSGD whatever it says, since the rule is an SGD update.
+    """
     lr = settings["lr"]
     common = dict(criterion=torch.nn.CrossEntropyLoss(), train_mb_size=batch, train_epochs=1,
                   eval_mb_size=1000, device="cpu", evaluator=evaluator)
-    if method == "joint":
-        return JointTraining(model=model, optimizer=torch.optim.SGD(model.parameters(), lr=lr), **common)
     if method.startswith("metaplastic"):
         flexibility = resolve_profile(settings["flexibility"])
-        optimizer = MetaplasticSGD(model.parameters(), lr=lr, alpha=settings["alpha"],
-                                   flexibility=flexibility, generator=torch.Generator().manual_seed(seed))
-        return Naive(model=model, optimizer=optimizer, plugins=[MetaplasticPlugin()], **common)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    return Naive(model=model, optimizer=optimizer, plugins=_plugins(method, settings), **common)
+        rule = MetaplasticSGD(model.parameters(), lr=lr, alpha=settings["alpha"],
+                              flexibility=flexibility, generator=torch.Generator().manual_seed(seed))
+        return Naive(model=model, optimizer=rule, plugins=[MetaplasticPlugin()], **common)
+    baseline = baseline_optimizer(optimizer, model.parameters(), lr)
+    if method == "joint":
+        return JointTraining(model=model, optimizer=baseline, **common)
+    return Naive(model=model, optimizer=baseline, plugins=_plugins(method, settings), **common)
+
+
+def baseline_optimizer(name: str, parameters, lr: float) -> torch.optim.Optimizer:
+    """Plain SGD (no momentum) or Adam (torch's defaults: betas 0.9, 0.999) at ``lr``."""
+    if name == "sgd":
+        return torch.optim.SGD(parameters, lr=lr)
+    if name == "adam":
+        return torch.optim.Adam(parameters, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; known: sgd, adam")
 
 
 class CopyingSynapticIntelligence(SynapticIntelligencePlugin):

@@ -89,7 +89,9 @@ def _protocol_line(p: dict) -> str:
         when = "every trained task after each task"
     else:
         when = f"the task just trained after each task, every trained task after each {p['full_every']}th"
-    return (f"Protocol: {p['tasks']} tasks, {p['iterations']} SGD steps of {p['batch']} per task, "
+    optimizer = ("plain SGD" if p.get("optimizer", "sgd") == "sgd"
+                 else "Adam for the baselines, MetaplasticSGD for the rule")
+    return (f"Protocol: {p['tasks']} tasks, {p['iterations']} steps of {p['batch']} per task ({optimizer}), "
             f"{evaluation}; evaluated on {when}. "
             f"Published: {SOURCE}, in their longer protocol (see published.py): compare rankings, "
             "not levels.")
@@ -161,6 +163,11 @@ def _search_table(record: dict) -> list[str]:
         chosen = record["chosen"][method]
         lines.append(f"| {method} | {knob} | {grid} | {_short(chosen[knob])}"
                      + (f", lr {chosen['lr']:g}" if method != "naive" else "") + " |")
+    for method in record.get("reused", {}):      # --reuse: only fine-tuning's lr was searched
+        knob = METHODS[method].knob
+        chosen = record["chosen"][method]
+        lines.append(f"| {method} | - (kept from the earlier search) | - | {_short(chosen[knob])}, "
+                     f"lr {chosen['lr']:g} |")
     if "suggested_alpha" in record:
         suggested = record["suggested_alpha"]
         factors = ", ".join(f"{v / suggested:g}" for v in record["grids"].get("metaplastic", []))

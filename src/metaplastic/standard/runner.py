@@ -43,7 +43,8 @@ def run_one(protocol: Protocol, method: str, seed: int, settings: dict, data_roo
     benchmark = build_benchmark(protocol, seed, data_root)
     torch.manual_seed(seed)      # the same initial weights and batch order for every method
     model = make_model(protocol.scenario)
-    strategy = make_strategy(method, model, settings, protocol.batch, evaluator(), seed)
+    strategy = make_strategy(method, model, settings, protocol.batch, evaluator(), seed,
+                             protocol.optimizer)
     test = benchmark.test_stream
     labels = [test[j].task_label for j in range(protocol.tasks)]
     T = protocol.tasks
@@ -135,7 +136,7 @@ def run_many(run_dir: Path, protocol: Protocol, methods: list[str], seeds: list[
 def _check_config(run_dir: Path, protocol: Protocol, command: str) -> None:
     path = run_dir / "config.json"
     if path.exists():
-        kept = json.loads(path.read_text())["protocol"]
+        kept = {"optimizer": "sgd"} | json.loads(path.read_text())["protocol"]   # older folders: SGD
         if kept != protocol.as_dict():
             raise SystemExit(f"{run_dir} holds runs of another protocol ({kept}); use another --out")
         return

@@ -45,6 +45,9 @@ class Scenario:
         return (self.pad_to or 28) ** 2
 
 
+#: The baselines' optimizers: plain SGD (no momentum, the rule's own) or Adam (the paper's).
+OPTIMIZERS = ("sgd", "adam")
+
 SCENARIOS = {
     "permuted": Scenario("permuted", "domain", None, 1000, 32),
     "split-task": Scenario("split-task", "task", 5, 400, None),
@@ -64,6 +67,7 @@ class Protocol:
     split: str = "test"          # "test", or "validation" for the settings search
     eval_mode: str = "seen"      # "seen": all trained tasks after each; "diagonal": see below
     full_every: int = 10         # with "diagonal": every trained task after each full_every-th
+    optimizer: str = "sgd"       # the baselines' optimizer, "sgd" or "adam"; the rule is MetaplasticSGD
 
     def __post_init__(self):
         scenario = SCENARIOS[self.scenario]
@@ -71,6 +75,8 @@ class Protocol:
             raise ValueError(f"{self.scenario} has 1..{scenario.max_tasks or 'any'} tasks, got {self.tasks}")
         if self.split not in ("test", "validation") or self.eval_mode not in ("seen", "diagonal"):
             raise ValueError(f"bad split {self.split!r} or eval_mode {self.eval_mode!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)

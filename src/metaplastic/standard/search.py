@@ -7,6 +7,11 @@ EWC's lambda, SI's c, LwF's temperature, replay's buffer size, the rule's alpha 
 :func:`metaplastic.suggest_alpha`'s value, read after the first task). The stable-and-flexible
 mix is then searched over four profiles at the hybrid's alpha. A setting is chosen by the
 average accuracy on the validation digits at the end of the stream (ties: the first).
+
+Under ``--optimizer adam`` (the baselines only; the rule is MetaplasticSGD) stage 1 searches
+Adam's lr over :data:`~metaplastic.standard.methods.ADAM_LRS`; with ``--reuse SETTINGS`` only
+that lr is searched, and every other baseline keeps the setting an earlier search chose, at the
+new lr (a cheaper budget than a full search).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from avalanche.training.supervised import Naive
 
 from metaplastic import MetaplasticSGD, suggest_alpha
 from metaplastic.avalanche import MetaplasticPlugin
-from metaplastic.standard.methods import METHODS, describe_settings
+from metaplastic.standard.methods import ADAM_LRS, METHODS, describe_settings
 from metaplastic.standard.runner import run_one, write_json
 from metaplastic.standard.scenarios import Protocol, build_benchmark, make_model
 
@@ -41,16 +46,31 @@ def pilot_alpha(protocol: Protocol, seed: int, lr: float, data_root: str) -> flo
 
 
 def search(out_dir: Path, protocol: Protocol, seed: int, data_root: str, methods=ORDER,
-           command: str = "", log=print) -> dict:
-    """Run every grid point not yet in ``out_dir``; write and return ``settings.json``."""
+           command: str = "", log=print, reuse: dict | None = None) -> dict:
+    """Run every grid point not yet in ``out_dir``; write and return ``settings.json``.
+
+    ``reuse`` (an earlier search's settings.json record): search fine-tuning's lr only, and give
+    every other method in ``methods`` that record's choice at the new lr.
+    """
     out_dir = Path(out_dir)
+    if protocol.optimizer != "sgd" and any(m.startswith("metaplastic") for m in methods):
+        raise SystemExit("the rule is MetaplasticSGD whatever --optimizer says: "
+                         "search it with --optimizer sgd")
+    if reuse is not None and "naive" not in methods:
+        raise SystemExit("--reuse re-searches fine-tuning's lr: include naive in --methods")
     record = {"protocol": protocol.as_dict(), "seed": seed, "command": command, "selected_by":
               "average accuracy on the validation split after the last task", "grids": {}, "scores": {},
               "chosen": {}}
     chosen: dict = {}
     for method in methods:
+        if reuse is not None and method != "naive":
+            chosen[method] = describe_settings(reuse["chosen"][method]) | {"lr": chosen["lr"]}
+            record.setdefault("reused", {})[method] = reuse["chosen"][method]
+            log(f"{method}: {METHODS[method].knob} kept from the earlier search, lr {chosen['lr']}")
+            continue
         base = _base_settings(method, chosen)
-        values = METHODS[method].grid(chosen)
+        adam_lr = method == "naive" and protocol.optimizer == "adam"
+        values = list(ADAM_LRS) if adam_lr else METHODS[method].grid(chosen)
         scores = []
         for index, value in enumerate(values):
             settings = base | {METHODS[method].knob: value}
@@ -60,8 +80,9 @@ def search(out_dir: Path, protocol: Protocol, seed: int, data_root: str, methods
         chosen[method] = base | {METHODS[method].knob: values[best]}
         if method == "naive":
             chosen["lr"] = values[best]
-            chosen["suggested_alpha"] = pilot_alpha(protocol, seed, values[best], data_root)
-            record["suggested_alpha"] = chosen["suggested_alpha"]
+            if protocol.optimizer == "sgd":     # the rule's alpha pilot, at the rule's (SGD) lr
+                chosen["suggested_alpha"] = pilot_alpha(protocol, seed, values[best], data_root)
+                record["suggested_alpha"] = chosen["suggested_alpha"]
         record["grids"][method] = values
         record["scores"][method] = scores
         log(f"{method}: {METHODS[method].knob} = {values[best]} (validation ACC {scores[best]:.4f})")
