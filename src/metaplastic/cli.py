@@ -255,7 +255,8 @@ def _run_experiments(args, experiments: list[str], sizes: dict, folders: list | 
     from metaplastic.data.mnist import DataError
     from metaplastic.engine import TrainingDiverged
     from metaplastic.executors import ExecutorError, make_executor
-    from metaplastic.features import BackboneError, CacheError
+    from metaplastic.feature_cache import CacheError
+    from metaplastic.features import BackboneError
     from metaplastic.lab import Lab, run_experiment
     from metaplastic.resources import ResourceError, check_resources
     from metaplastic.results import RunFolderError

@@ -25,7 +25,8 @@ from metaplastic.data.mnist import DataError, DigitSource, default_data_dir, loa
 from metaplastic.data.two_digit import source_fingerprint
 from metaplastic.engine import run_trials
 from metaplastic.experiments import EXPERIMENTS
-from metaplastic.features import FeatureCache, load_backbone
+from metaplastic.feature_cache import FeatureCache
+from metaplastic.features import load_backbone
 from metaplastic.resources import check_resources, trial_batch_size
 from metaplastic.results import RunStore, run_identity
 from metaplastic.summary import summarize
