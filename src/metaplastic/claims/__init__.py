@@ -1,7 +1,8 @@
 """The paper's claims, judged on a records table as strictly as the paper states them.
 
 * :mod:`.rules`: the verdicts, the margins, the test of one part of a claim, ``Claim`` itself;
-* :mod:`.checks`: what each claim measures (the bookkeeping written once, in ``judged``);
+* :mod:`.judging`: the bookkeeping written once (``judged``), the positions a claim names;
+* :mod:`.checks`: what each claim measures;
 * :mod:`.catalogue`: every statement of the paper's results, named, experiment by experiment.
 """
 

@@ -1,8 +1,7 @@
 """The checks: what each claim measures on a records table, as parts judged by :mod:`.rules`.
 
-Every check is built by :func:`judged`, which does the bookkeeping once: it says why a table
-cannot be judged (a learner missing, too few items, a single pass), reads the trials, and
-combines the parts the measuring function returns into a :class:`~.rules.Measured`.
+Every check is built by :func:`~.judging.judged`, which does the bookkeeping once (why a table
+cannot be judged, the trials, combining the parts).
 """
 
 from __future__ import annotations
@@ -13,6 +12,23 @@ import numpy as np
 import pandas as pd
 
 from metaplastic import stats, tables
+from metaplastic.claims.judging import (
+    AT_CHANCE,
+    FIG4_PASS,
+    PAIRED,
+    PER_ITEM,
+    SUPP4_PASS,
+    TWO_SAMPLE,
+    Check,
+    at_lengths,
+    first_items,
+    items_above,
+    items_at_chance,
+    judged,
+    last_items,
+    middle_items,
+    pass_end,
+)
 from metaplastic.claims.rules import (
     CHANCE_MARGIN,
     CONTRADICTED,
@@ -20,82 +36,17 @@ from metaplastic.claims.rules import (
     HOLDS,
     NOT_SHOWN,
     SIGNIFICANCE,
-    Measured,
     Part,
     about,
     above,
+    any_of,
     at_chance,
-    combine,
     every_trial,
     greater,
-    inconclusive,
     most_trials,
     no_trial,
     unchanged,
 )
-
-Check = Callable[[pd.DataFrame], Measured]
-
-PER_ITEM = "one-sided one-sample t-test per item vs chance (1/N)"
-AT_CHANCE = (f"claimed at chance: mean significantly below chance x {1 + CHANCE_MARGIN:g} (one-sided), "
-             "contradicted when significantly above chance")
-TWO_SAMPLE = "two-sided two-sample t-test, direction checked"
-PAIRED = "two-sided paired t-test over trials, direction checked"
-
-#: Fig. 4 (Hebb repetition, lowest item) is read after the 9th pass; Supp. Fig. 4c after the 10th.
-FIG4_PASS, SUPP4_PASS = 9, 10
-
-
-def judged(learners: Sequence[str], test: str, min_items: int = 3, passes: int = 1):
-    """Decorate ``measure(table) -> list[Part]`` into a check of ``learners``' records."""
-
-    def wrap(measure: Callable[[pd.DataFrame], list[Part]]) -> Check:
-        def check(table: pd.DataFrame) -> Measured:
-            absent = [p for p in learners if p not in set(table["learner"])]
-            if absent:
-                return inconclusive(f"profile(s) {', '.join(absent)} not in this run")
-            if tables.n_items(table) < min_items:
-                return inconclusive(f"the statement needs at least {min_items} items, "
-                                    f"the run has {tables.n_items(table)}")
-            if len(tables.pass_ends(table)) < passes:
-                return inconclusive(f"the statement needs at least {passes} passes, "
-                                    f"the run has {len(tables.pass_ends(table))}")
-            trials = min(table[table.learner == p]["trial"].nunique() for p in learners)
-            return combine(measure(table), test, trials)
-        return check
-    return wrap
-
-
-# --------------------------------------------------------------------------- positions
-
-
-def first_items(n: int, fraction: float) -> list[int]:
-    """The first round(fraction * n) items (at least one), 1-based."""
-    return list(range(1, max(1, round(fraction * n)) + 1))
-
-
-def last_items(n: int, fraction: float) -> list[int]:
-    return list(range(n - max(1, round(fraction * n)) + 1, n + 1))
-
-
-def middle_items(n: int) -> list[int]:
-    """The central third of the positions (items 4-7 of 10): the bottom of a U."""
-    return list(range(n // 3 + 1, n - n // 3 + 1))
-
-
-def _items_above(perf: pd.DataFrame, items, chance, who) -> list[Part]:
-    return [above(perf[i].to_numpy(), chance, f"{who} item {i}") for i in items]
-
-
-def _items_at_chance(perf: pd.DataFrame, items, chance, who) -> list[Part]:
-    return [at_chance(perf[i].to_numpy(), chance, f"{who} item {i}") for i in items]
-
-
-def _pass_end(table: pd.DataFrame, number: int) -> int:
-    """The presentation ending pass ``number`` (1-based), or the last pass if there are fewer."""
-    ends = tables.pass_ends(table)
-    return ends[min(number, len(ends)) - 1]
-
 
 # --------------------------------------------------------------------------- items vs chance
 
@@ -131,7 +82,7 @@ def position_effect(profile: str, kept: str, kept_fraction: float) -> Check:
         perf, chance, n = tables.performance_at(table, profile), tables.chance(table), tables.n_items(table)
         kept_items = (last_items if kept == "last" else first_items)(n, kept_fraction)
         lost = [i for i in range(1, n + 1) if i not in kept_items]
-        return _items_above(perf, kept_items, chance, profile) + _items_at_chance(perf, lost, chance, profile)
+        return items_above(perf, kept_items, chance, profile) + items_at_chance(perf, lost, chance, profile)
     return measure
 
 
@@ -142,7 +93,7 @@ def all_above_chance(profile: str, presentation: int | None = None) -> Check:
     def measure(table):
         perf, chance, n = (tables.performance_at(table, profile, presentation), tables.chance(table),
                            tables.n_items(table))
-        return _items_above(perf, range(1, n + 1), chance, profile)
+        return items_above(perf, range(1, n + 1), chance, profile)
     return measure
 
 
@@ -152,7 +103,7 @@ def all_at_chance(profile: str) -> Check:
     @judged([profile], AT_CHANCE)
     def measure(table):
         perf, chance, n = tables.performance_at(table, profile), tables.chance(table), tables.n_items(table)
-        return _items_at_chance(perf, range(1, n + 1), chance, profile)
+        return items_at_chance(perf, range(1, n + 1), chance, profile)
     return measure
 
 
@@ -162,7 +113,7 @@ def early_items_lost(profile: str, fraction: float) -> Check:
     @judged([profile], AT_CHANCE)
     def measure(table):
         perf, chance, n = tables.performance_at(table, profile), tables.chance(table), tables.n_items(table)
-        return _items_at_chance(perf, first_items(n, fraction), chance, profile)
+        return items_at_chance(perf, first_items(n, fraction), chance, profile)
     return measure
 
 
@@ -185,26 +136,11 @@ def some_at_chance_some_above(profile: str) -> Check:
     @judged([profile], f"{PER_ITEM}; {AT_CHANCE}")
     def measure(table):
         perf, chance, n = tables.performance_at(table, profile), tables.chance(table), tables.n_items(table)
-        above_parts = _items_above(perf, range(1, n + 1), chance, profile)
-        chance_parts = _items_at_chance(perf, range(1, n + 1), chance, profile)
-        return [_any(above_parts, f"{profile}: some item above chance"),
-                _any(chance_parts, f"{profile}: some item at chance")]
+        above_parts = items_above(perf, range(1, n + 1), chance, profile)
+        chance_parts = items_at_chance(perf, range(1, n + 1), chance, profile)
+        return [any_of(above_parts, f"{profile}: some item above chance"),
+                any_of(chance_parts, f"{profile}: some item at chance")]
     return measure
-
-
-def _any(parts: list[Part], label: str) -> Part:
-    """At least one of ``parts`` holds: shown by the first that holds; contradicted when every
-    part is contradicted; else not shown (the nearest part's trials)."""
-    shown = [part for part in parts if part.verdict == HOLDS]
-    if shown:
-        best = min(shown, key=lambda part: -1.0 if part.p_value is None else part.p_value)
-        return Part(f"{label}: {len(shown)} of {len(parts)} ({best.text})", HOLDS, best.p_value,
-                    effect=best.effect)
-    if all(part.verdict == CONTRADICTED for part in parts):
-        return Part(f"{label}: none of {len(parts)}, each contradicted", CONTRADICTED)
-    needed = [part.trials_needed for part in parts if part.trials_needed]
-    return Part(f"{label}: none of {len(parts)} shown", NOT_SHOWN,
-                trials_needed=min(needed) if needed else None)
 
 
 # --------------------------------------------------------------------------- memorized counts
@@ -244,7 +180,7 @@ def memorizes_every_item(profile: str, after_every_presentation: bool = False) -
             shortfall = n - tables.memorized_counts(table, profile)
             label = f"{profile} memorizes all {n} items"
         perf, chance = tables.performance_at(table, profile), tables.chance(table)
-        return [every_trial(shortfall, label)] + _items_above(perf, range(1, n + 1), chance, profile)
+        return [every_trial(shortfall, label)] + items_above(perf, range(1, n + 1), chance, profile)
     return measure
 
 
@@ -256,12 +192,6 @@ def more_memorized(better: str, worse: str) -> Check:
     return measure
 
 
-def _at_lengths(table, profile, column, how, lengths):
-    """Per-trial values of ``how``(``column``) over the items trained so far, at given lengths."""
-    grid = tables.per_presentation(table, profile, column, how)
-    return [grid.loc[length].to_numpy() for length in lengths]
-
-
 def count_saturates(profile: str) -> Check:
     """Figs. 2f, 2i, 3c: the memorized count stops growing: after 2N/3 and after N items it is the
     same within +-1 item (paired over trials: the same trials read twice)."""
@@ -270,7 +200,7 @@ def count_saturates(profile: str) -> Check:
                        "contradicted when significantly beyond it", min_items=6)
     def measure(table):
         n = tables.n_items(table)
-        early, late = _at_lengths(table, profile, "memorized", "sum", (round(2 * n / 3), n))
+        early, late = at_lengths(table, profile, "memorized", "sum", (round(2 * n / 3), n))
         return [unchanged(late, early, COUNT_MARGIN,
                           f"{profile} memorized after {n} vs after {round(2 * n / 3)} items")]
     return measure
@@ -296,7 +226,7 @@ def average_falls(profile: str) -> Check:
     @judged([profile], PAIRED, min_items=6)
     def measure(table):
         n = tables.n_items(table)
-        early, late = _at_lengths(table, profile, "performance", "mean", (round(n / 3), n))
+        early, late = at_lengths(table, profile, "performance", "mean", (round(n / 3), n))
         return [greater(early, late, f"{profile} average performance after {round(n / 3)} vs {n} items",
                         paired=True)]
     return measure
@@ -310,7 +240,7 @@ def gross_memory_rises(profiles: Sequence[str]) -> Check:
         n = tables.n_items(table)
         parts = []
         for p in profiles:
-            early, late = _at_lengths(table, p, "performance", "sum", (round(n / 3), n))
+            early, late = at_lengths(table, p, "performance", "sum", (round(n / 3), n))
             parts.append(greater(late, early, f"{p} gross memory after {n} vs {round(n / 3)} items",
                                  paired=True))
         return parts
@@ -327,7 +257,7 @@ def gross_memory_converges(profile: str) -> Check:
     def measure(table):
         n = tables.n_items(table)
         start = n - round(n / 3)
-        before, after = _at_lengths(table, profile, "performance", "sum", (start, n))
+        before, after = at_lengths(table, profile, "performance", "sum", (start, n))
         gain = (after - before) / (n - start)
         return [unchanged(gain, np.zeros_like(gain), tables.chance(table) * CHANCE_MARGIN,
                           f"{profile} gross-memory gain per item over items {start}-{n}")]
@@ -339,7 +269,7 @@ def gross_memory_converges(profile: str) -> Check:
 
 def _lowest(table, profile, number) -> np.ndarray:
     """Per trial: the lowest item performance after pass ``number``."""
-    return tables.performance_at(table, profile, _pass_end(table, number)).min(axis=1).to_numpy()
+    return tables.performance_at(table, profile, pass_end(table, number)).min(axis=1).to_numpy()
 
 
 def lowest_rises(profile: str) -> Check:
@@ -396,7 +326,7 @@ def average_rises(profile: str) -> Check:
 
     @judged([profile], PAIRED, passes=2)
     def measure(table):
-        mean = [tables.performance_at(table, profile, _pass_end(table, k)).mean(axis=1).to_numpy()
+        mean = [tables.performance_at(table, profile, pass_end(table, k)).mean(axis=1).to_numpy()
                 for k in (FIG4_PASS, 1)]
         return [greater(*mean, f"{profile} average item after pass {FIG4_PASS} vs pass 1", paired=True)]
     return measure
@@ -409,7 +339,7 @@ def middle_rises_most(profile: str) -> Check:
     @judged([profile], PAIRED, min_items=6, passes=2)
     def measure(table):
         n = tables.n_items(table)
-        first, last = (tables.performance_at(table, profile, _pass_end(table, k)) for k in (1, FIG4_PASS))
+        first, last = (tables.performance_at(table, profile, pass_end(table, k)) for k in (1, FIG4_PASS))
         rise = last - first
         middle = rise[middle_items(n)].mean(axis=1).to_numpy()
         ends = rise[[1, n]].mean(axis=1).to_numpy()
@@ -427,7 +357,7 @@ def smaller_range(better: str, worse: str) -> Check:
 
     @judged([better, worse], TWO_SAMPLE, passes=2)
     def measure(table):
-        at = _pass_end(table, SUPP4_PASS)
+        at = pass_end(table, SUPP4_PASS)
         a, b = (tables.performance_at(table, p, at).apply(_range, axis=1).to_numpy() for p in (better, worse))
         return [greater(b, a, f"highest - lowest after pass {SUPP4_PASS}, {worse} vs {better}")]
     return measure
@@ -438,7 +368,7 @@ def range_narrows(profile: str) -> Check:
 
     @judged([profile], PAIRED, passes=2)
     def measure(table):
-        first, last = (tables.performance_at(table, profile, _pass_end(table, k)).apply(_range, axis=1)
+        first, last = (tables.performance_at(table, profile, pass_end(table, k)).apply(_range, axis=1)
                        .to_numpy() for k in (1, SUPP4_PASS))
         return [greater(first, last, f"{profile} highest - lowest after pass 1 vs pass {SUPP4_PASS}",
                         paired=True)]

@@ -239,6 +239,21 @@ def no_trial(flags, label: str) -> Part:
                 CONTRADICTED if p < SIGNIFICANCE else NOT_SHOWN)
 
 
+def any_of(parts: list[Part], label: str) -> Part:
+    """At least one of ``parts`` holds: shown by the first that holds; contradicted when every
+    part is contradicted; else not shown (the nearest part's trials)."""
+    shown = [part for part in parts if part.verdict == HOLDS]
+    if shown:
+        best = min(shown, key=lambda part: -1.0 if part.p_value is None else part.p_value)
+        return Part(f"{label}: {len(shown)} of {len(parts)} ({best.text})", HOLDS, best.p_value,
+                    effect=best.effect)
+    if all(part.verdict == CONTRADICTED for part in parts):
+        return Part(f"{label}: none of {len(parts)}, each contradicted", CONTRADICTED)
+    needed = [part.trials_needed for part in parts if part.trials_needed]
+    return Part(f"{label}: none of {len(parts)} shown", NOT_SHOWN,
+                trials_needed=min(needed) if needed else None)
+
+
 # --------------------------------------------------------------------------- a claim from its parts
 
 
