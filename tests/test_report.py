@@ -406,3 +406,31 @@ def test_a_run_on_calibration_trials_is_marked_in_sample(tmp_path, fake_lab, tin
     md, page = texts[101]
     assert "In-sample" not in md and "in-sample" not in md and "held out" in md
     assert 'class="warning"' not in page
+
+
+def test_claims_table_script_judges_a_run_whole_and_on_its_first_trials(runs, capsys):
+    """scripts/claims_table.py: one run gives a row per claim with the report's verdicts; runs side
+    by side on their first 2 trials are all inconclusive (the judge wants 3); asking for more
+    trials than a run has is one line and exit code 2."""
+    import importlib.util
+
+    from metaplastic.claims import MIN_TRIALS
+
+    spec = importlib.util.spec_from_file_location("claims_table", REPO / "scripts" / "claims_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder = runs["serial-position"]
+    report = evaluate(folder)
+    assert script.main([str(folder)]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
+    assert len(table) == len(report.rows)
+    assert [line.split(" | ")[2] for line in table] == [f"**{m.verdict}**" for _, m in report.rows]
+
+    assert MIN_TRIALS == 3
+    assert script.main([f"{folder}:first", f"{folder}:second", "--first-trials", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0] == "| claim | first | second |"
+    assert all(line.endswith("| inconclusive | inconclusive |") for line in rows[2:])
+
+    assert script.main([str(folder), "--first-trials", "5"]) == 2
+    assert "fewer than 5 trials" in capsys.readouterr().err

@@ -1,0 +1,88 @@
+"""Markdown tables of the report's verdicts, for the results pages (docs/results-*.md).
+
+Two shapes, from run folders judged exactly as ``metaplastic report`` judges them:
+
+    # one run: every claim with its p, verdict, trials needed and effect against the paper's
+    python scripts/claims_table.py runs/serial-position-quick-XXXX
+
+    # several runs of one experiment side by side (claim x run: verdict), e.g. one per feature
+    # setting; --first-trials N judges each on its trials 0..N-1 only, so that runs with more
+    # trials are compared at the same power
+    python scripts/claims_table.py RUN_A:"default" RUN_B:"backbone draw 1" --first-trials 5
+
+A run is ``FOLDER`` or ``FOLDER:LABEL``. Nothing is written; the tables go to standard output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+from metaplastic.report.evaluation import RunReport, evaluate, verdict_sentence
+from metaplastic.results import RunFolderError
+
+CLAIM_COLUMNS = ("paper's claim", "p", "verdict", "trials needed", "effect (95% CI)",
+                 "paper's effect", "vs paper")
+
+
+def first_trials(report: RunReport, n: int) -> RunReport:
+    """The same run judged on its trials 0..n-1 only."""
+    from metaplastic.experiments import EXPERIMENTS
+    from metaplastic.reader import read_run
+
+    run = read_run(report.folder)
+    records = run.records[run.records["trial"] < n]
+    if records["trial"].nunique() < n:
+        raise RunFolderError(f"{report.folder} has fewer than {n} trials")
+    rows = [(claim, claim.check(records)) for claim in EXPERIMENTS[run.experiment].claims]
+    return replace(report, trials=sorted(int(t) for t in records["trial"].unique()), rows=rows)
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c).replace("|", "/") for c in cells) + " |"
+
+
+def claims_table(report: RunReport) -> list[str]:
+    lines = [_row(CLAIM_COLUMNS), _row(["---"] * len(CLAIM_COLUMNS))]
+    for row in report.claim_rows:
+        lines.append(_row([row.statement, row.p, f"**{row.verdict}**", row.needed, row.effect,
+                           row.paper_effect, row.against_paper]))
+    return lines
+
+
+def verdict_table(reports: list[RunReport], labels: list[str]) -> list[str]:
+    if len({r.experiment for r in reports}) > 1:
+        raise SystemExit("claims_table.py: runs side by side must be of one experiment")
+    lines = [_row(["claim", *labels]), _row(["---"] * (len(labels) + 1))]
+    for i, (claim, _) in enumerate(reports[0].rows):
+        lines.append(_row([claim.statement, *(r.rows[i][1].verdict for r in reports)]))
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run folders, each FOLDER or FOLDER:LABEL")
+    parser.add_argument("--first-trials", type=int, default=None,
+                        help="judge each run on its trials 0..N-1 only")
+    args = parser.parse_args(argv)
+    folders, labels = zip(*[(r.split(":", 1) + [r.split(":", 1)[0]])[:2] for r in args.runs])
+    try:
+        reports = [evaluate(folder) for folder in folders]
+        if args.first_trials:
+            reports = [first_trials(r, args.first_trials) for r in reports]
+    except RunFolderError as error:
+        print(f"claims_table.py: {error}", file=sys.stderr)
+        return 2
+    for label, report in zip(labels, reports):
+        print(f"{label}: {report.experiment}, seed {report.seed}, trials {len(report.trials)}: "
+              f"{verdict_sentence([report])}")
+    print()
+    table = claims_table(reports[0]) if len(reports) == 1 else verdict_table(reports, list(labels))
+    print("\n".join(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
