@@ -10,6 +10,10 @@ Two shapes, from run folders judged exactly as ``metaplastic report`` judges the
     # trials are compared at the same power
     python scripts/claims_table.py RUN_A:"default" RUN_B:"backbone draw 1" --first-trials 5
 
+    # and, for one run, what each learner ends with: memorized items per trial, final
+    # performance of every item (after the last presentation, mean over trials)
+    python scripts/claims_table.py runs/serial-position-quick-XXXX --final
+
 A run is ``FOLDER`` or ``FOLDER:LABEL``. Nothing is written; the tables go to standard output.
 """
 
@@ -60,12 +64,34 @@ def verdict_table(reports: list[RunReport], labels: list[str]) -> list[str]:
     return lines
 
 
+def final_tables(report: RunReport) -> list[str]:
+    """Memorized items per trial and final performance by item, per learner, after the last
+    presentation (the records' own ``memorized``: label-shuffle test at p < 0.05)."""
+    from metaplastic.reader import read_run
+
+    records = read_run(report.folder).records
+    records = records[records["trial"].isin(report.trials)]
+    last = records[records["presentation"] == records["presentation"].max()]
+    items = sorted(last["item"].unique())
+    lines = [_row(["learner", "memorized items (per trial)", "mean +- SD"]), _row(["---"] * 3)]
+    by_item = [_row(["learner", *(int(i) for i in items)]), _row(["---"] * (len(items) + 1))]
+    for learner, rows in last.groupby("learner", sort=False):
+        counts = rows.groupby("trial")["memorized"].sum()
+        lines.append(_row([learner, ", ".join(str(int(c)) for c in counts),
+                           f"{counts.mean():.1f} +- {counts.std(ddof=1):.1f}"]))
+        means = rows.groupby("item")["performance"].mean()
+        by_item.append(_row([learner, *(f"{means[i]:.2f}" for i in items)]))
+    return lines + [""] + by_item
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run folders, each FOLDER or FOLDER:LABEL")
     parser.add_argument("--first-trials", type=int, default=None,
                         help="judge each run on its trials 0..N-1 only")
+    parser.add_argument("--final", action="store_true",
+                        help="also print each learner's memorized items and final performance by item")
     args = parser.parse_args(argv)
     folders, labels = zip(*[(r.split(":", 1) + [r.split(":", 1)[0]])[:2] for r in args.runs])
     try:
@@ -81,6 +107,9 @@ def main(argv=None) -> int:
     print()
     table = claims_table(reports[0]) if len(reports) == 1 else verdict_table(reports, list(labels))
     print("\n".join(table))
+    for label, report in zip(labels, reports) if args.final else ():
+        print(f"\n{label}, after the last presentation:\n")
+        print("\n".join(final_tables(report)))
     return 0
 
 

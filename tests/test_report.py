@@ -434,3 +434,11 @@ def test_claims_table_script_judges_a_run_whole_and_on_its_first_trials(runs, ca
 
     assert script.main([str(folder), "--first-trials", "5"]) == 2
     assert "fewer than 5 trials" in capsys.readouterr().err
+
+    records = read_run(folder).records
+    last = records[records["presentation"] == records["presentation"].max()]
+    assert script.main([str(folder), "--final"]) == 0
+    out = capsys.readouterr().out
+    for learner, rows in last.groupby("learner"):
+        counts = ", ".join(str(int(c)) for c in rows.groupby("trial")["memorized"].sum())
+        assert f"| {learner} | {counts} |" in out
