@@ -26,7 +26,7 @@ from dataclasses import replace
 from metaplastic.report.evaluation import RunReport, evaluate, verdict_sentence
 from metaplastic.results import RunFolderError
 
-CLAIM_COLUMNS = ("paper's claim", "p", "verdict", "trials needed", "effect (95% CI)",
+CLAIM_COLUMNS = ("figure", "paper's claim", "p", "verdict", "trials needed", "effect (95% CI)",
                  "paper's effect", "vs paper")
 
 
@@ -50,7 +50,7 @@ def _row(cells) -> str:
 def claims_table(report: RunReport) -> list[str]:
     lines = [_row(CLAIM_COLUMNS), _row(["---"] * len(CLAIM_COLUMNS))]
     for row in report.claim_rows:
-        lines.append(_row([row.statement, row.p, f"**{row.verdict}**", row.needed, row.effect,
+        lines.append(_row([row.paper.split(":")[0], row.statement, row.p, f"**{row.verdict}**", row.needed, row.effect,
                            row.paper_effect, row.against_paper]))
     return lines
 

@@ -424,7 +424,7 @@ def test_claims_table_script_judges_a_run_whole_and_on_its_first_trials(runs, ca
     assert script.main([str(folder)]) == 0
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")][2:]
     assert len(table) == len(report.rows)
-    assert [line.split(" | ")[2] for line in table] == [f"**{m.verdict}**" for _, m in report.rows]
+    assert [line.split(" | ")[3] for line in table] == [f"**{m.verdict}**" for _, m in report.rows]
 
     assert MIN_TRIALS == 3
     assert script.main([f"{folder}:first", f"{folder}:second", "--first-trials", "2"]) == 0
