@@ -21,26 +21,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 
 from metaplastic.report.evaluation import RunReport, evaluate, verdict_sentence
 from metaplastic.results import RunFolderError
 
 CLAIM_COLUMNS = ("figure", "paper's claim", "p", "verdict", "trials needed", "effect (95% CI)",
                  "paper's effect", "vs paper")
-
-
-def first_trials(report: RunReport, n: int) -> RunReport:
-    """The same run judged on its trials 0..n-1 only."""
-    from metaplastic.experiments import EXPERIMENTS
-    from metaplastic.reader import read_run
-
-    run = read_run(report.folder)
-    records = run.records[run.records["trial"] < n]
-    if records["trial"].nunique() < n:
-        raise RunFolderError(f"{report.folder} has fewer than {n} trials")
-    rows = [(claim, claim.check(records)) for claim in EXPERIMENTS[run.experiment].claims]
-    return replace(report, trials=sorted(int(t) for t in records["trial"].unique()), rows=rows)
 
 
 def _row(cells) -> str:
@@ -50,14 +36,12 @@ def _row(cells) -> str:
 def claims_table(report: RunReport) -> list[str]:
     lines = [_row(CLAIM_COLUMNS), _row(["---"] * len(CLAIM_COLUMNS))]
     for row in report.claim_rows:
-        lines.append(_row([row.paper.split(":")[0], row.statement, row.p, f"**{row.verdict}**", row.needed, row.effect,
-                           row.paper_effect, row.against_paper]))
+        lines.append(_row([row.paper.split(":")[0], row.statement, row.p, f"**{row.verdict}**",
+                           row.needed, row.effect, row.paper_effect, row.against_paper]))
     return lines
 
 
 def verdict_table(reports: list[RunReport], labels: list[str]) -> list[str]:
-    if len({r.experiment for r in reports}) > 1:
-        raise SystemExit("claims_table.py: runs side by side must be of one experiment")
     lines = [_row(["claim", *labels]), _row(["---"] * (len(labels) + 1))]
     for i, (claim, _) in enumerate(reports[0].rows):
         lines.append(_row([claim.statement, *(r.rows[i][1].verdict for r in reports)]))
@@ -93,11 +77,14 @@ def main(argv=None) -> int:
     parser.add_argument("--final", action="store_true",
                         help="also print each learner's memorized items and final performance by item")
     args = parser.parse_args(argv)
-    folders, labels = zip(*[(r.split(":", 1) + [r.split(":", 1)[0]])[:2] for r in args.runs])
+    if args.first_trials is not None and args.first_trials < 1:
+        parser.error("--first-trials must be at least 1")
+    folders = [run.partition(":")[0] for run in args.runs]
+    labels = [run.partition(":")[2] or run for run in args.runs]
     try:
-        reports = [evaluate(folder) for folder in folders]
-        if args.first_trials:
-            reports = [first_trials(r, args.first_trials) for r in reports]
+        reports = [evaluate(folder, first_trials=args.first_trials) for folder in folders]
+        if len({r.experiment for r in reports}) > 1:
+            raise RunFolderError("runs side by side must be of one experiment")
     except RunFolderError as error:
         print(f"claims_table.py: {error}", file=sys.stderr)
         return 2

@@ -410,8 +410,8 @@ def test_a_run_on_calibration_trials_is_marked_in_sample(tmp_path, fake_lab, tin
 
 def test_claims_table_script_judges_a_run_whole_and_on_its_first_trials(runs, capsys):
     """scripts/claims_table.py: one run gives a row per claim with the report's verdicts; runs side
-    by side on their first 2 trials are all inconclusive (the judge wants 3); asking for more
-    trials than a run has is one line and exit code 2."""
+    by side on fewer trials than the judge wants are all inconclusive; asking for more
+    trials than a run has, or runs of two experiments side by side, is one line and exit code 2."""
     import importlib.util
 
     from metaplastic.claims import MIN_TRIALS
@@ -426,14 +426,16 @@ def test_claims_table_script_judges_a_run_whole_and_on_its_first_trials(runs, ca
     assert len(table) == len(report.rows)
     assert [line.split(" | ")[3] for line in table] == [f"**{m.verdict}**" for _, m in report.rows]
 
-    assert MIN_TRIALS == 3
-    assert script.main([f"{folder}:first", f"{folder}:second", "--first-trials", "2"]) == 0
+    too_few = str(MIN_TRIALS - 1)
+    assert script.main([f"{folder}:first", f"{folder}:second", "--first-trials", too_few]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert rows[0] == "| claim | first | second |"
     assert all(line.endswith("| inconclusive | inconclusive |") for line in rows[2:])
 
     assert script.main([str(folder), "--first-trials", "5"]) == 2
     assert "fewer than 5 trials" in capsys.readouterr().err
+    assert script.main([str(folder), str(runs["poisoning"])]) == 2
+    assert "of one experiment" in capsys.readouterr().err
 
     records = read_run(folder).records
     last = records[records["presentation"] == records["presentation"].max()]

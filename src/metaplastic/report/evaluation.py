@@ -11,7 +11,7 @@ Nothing here trains: a learner's costs are those its run measured while it train
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -151,9 +151,14 @@ def _effect(measured: Measured) -> str:
     return f"{names.get(measured.effect.kind, 'd')} {measured.effect}"
 
 
-def evaluate(run_dir: str | Path, figures: bool = False) -> RunReport:
-    """Judge one run folder: its claims, provenance, learners compared and (``figures``) figures."""
+def evaluate(run_dir: str | Path, figures: bool = False, first_trials: int | None = None) -> RunReport:
+    """Judge one run folder: its claims, provenance, learners compared and (``figures``) figures;
+    with ``first_trials`` N, on its trials 0..N-1 alone (runs compared at the same power)."""
     run = read_run(run_dir)
+    if first_trials is not None:
+        run = replace(run, records=run.records[run.records["trial"] < first_trials])
+        if len(run.trials) < first_trials:
+            raise RunFolderError(f"{run.folder} has fewer than {first_trials} trials")
     if run.experiment not in EXPERIMENTS:
         raise RunFolderError(f"{run.folder} holds an experiment this version does not know "
                              f"({run.experiment!r}; known: {', '.join(EXPERIMENTS)})")
